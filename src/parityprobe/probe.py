@@ -1,0 +1,138 @@
+"""The probe seam: what a probe is, what it receives, what it returns.
+
+A probe performs one real action against one plane and reports what happened. It raises the SDK's own
+exceptions freely; its ``translate`` (one per plane) turns each of them into a :class:`Failure` at the
+boundary, so nothing foreign travels further than the runner's call site.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from parityprobe.model import Effect, ErrorKind, Grant, Outcome, OutputValue
+from parityprobe.redact import Redactor
+
+if TYPE_CHECKING:
+    from parityprobe.config.environments import Environment
+
+T = TypeVar("T")
+
+
+class ProbeParams(BaseModel):
+    """Base of every probe's parameter model (the step's ``with``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What a probe returns when its action completed (allowed, or a decision it reads from a reply)."""
+
+    outcome: Outcome = Outcome.ALLOWED
+    grant: Grant = field(default_factory=Grant)
+    outputs: Mapping[str, OutputValue] = field(default_factory=lambda: MappingProxyType({}))
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A foreign exception, translated: the decision (DENIED, NOT_FOUND) or why there is none (ERROR)."""
+
+    outcome: Outcome
+    reason: str
+    error_kind: ErrorKind | None = None
+
+    @classmethod
+    def error(cls, kind: ErrorKind, reason: str) -> Failure:
+        return cls(Outcome.ERROR, reason, kind)
+
+
+class Timer:
+    """Measures the network call only: ``with ctx.timer: client.call()``. Re-entrant use accumulates."""
+
+    __slots__ = ("_start", "_total_ns", "used")
+
+    def __init__(self) -> None:
+        self._start = 0
+        self._total_ns = 0
+        self.used = False
+
+    def __enter__(self) -> Timer:
+        self.used = True
+        self._start = time.perf_counter_ns()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._total_ns += time.perf_counter_ns() - self._start
+
+    @property
+    def elapsed_ms(self) -> float:
+        return self._total_ns / 1e6
+
+
+class ClientCache:
+    """SDK clients of one environment, built once per invocation and shared by its steps."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, factory: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = factory()
+            value: T = self._items[key]
+            return value
+
+    def close(self) -> None:
+        with self._lock:
+            items, self._items = list(self._items.values()), {}
+        for item in items:
+            closer = getattr(item, "close", None)
+            if callable(closer):
+                closer()
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """Everything a probe receives besides its parameters."""
+
+    environment: Environment
+    correlation_id: str
+    deadline: float
+    timer: Timer
+    redactor: Redactor
+    clients: ClientCache
+
+    def remaining(self) -> float:
+        """Seconds left before the step's deadline (at least a small positive number)."""
+        return max(0.05, self.deadline - time.monotonic())
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A probe class, registered under ``name`` in the ``parityprobe.probes`` entry-point group.
+
+    ``Params`` is the model the step's ``with`` binds to; ``outputs`` names what later steps may
+    reference (``${{ steps.ID.outputs.NAME }}``); ``effect`` is the least effect a step using it has.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[ProbeParams]]
+    outputs: ClassVar[frozenset[str]]
+    effect: ClassVar[Effect]
+
+    def run(self, params: Any, ctx: ProbeContext) -> ProbeResult: ...
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        """The outcome a foreign exception means, or None when this plane does not know it."""
+        ...

@@ -1,0 +1,29 @@
+"""Shared fixtures: real servers on loopback ports chosen at run time."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from parityprobe.lab.servers import ServerProcess, start_moto, start_openbao
+from parityprobe.secret import Secret
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Secret]]:
+    """A bare OpenBao dev server and its root token (KV v2 mounted at ``secret/``)."""
+    token = Secret("root-" + secrets.token_hex(12), "root token")
+    server = start_openbao(tmp_path_factory.mktemp("openbao"), token)
+    yield server, token
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A bare moto server for account 123456789012, IAM enforcement off."""
+    server = start_moto(Path(tmp_path_factory.mktemp("moto")), "123456789012")
+    yield server
+    server.stop()
