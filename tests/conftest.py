@@ -14,9 +14,13 @@ from parityprobe.secret import Secret
 
 @pytest.fixture(scope="session")
 def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Secret]]:
-    """A bare OpenBao dev server and its root token (KV v2 mounted at ``secret/``)."""
+    """A bare OpenBao dev server and its root token (KV v2 mounted at ``secret/``).
+
+    Its file audit device writes to ``<log_path directory>/audit.log``.
+    """
     token = Secret("root-" + secrets.token_hex(12), "root token")
-    server = start_openbao(tmp_path_factory.mktemp("openbao"), token)
+    workdir = tmp_path_factory.mktemp("openbao")
+    server = start_openbao(workdir, token, audit_log=workdir / "audit.log")
     yield server, token
     server.stop()
 

@@ -176,3 +176,53 @@ class Finding:
     message: str
     explanation: str = ""
     field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The runs of one scenario across environments, paired step by step, and what comparing them found."""
+
+    scenario: str
+    description: str
+    steps: tuple[str, ...]
+    runs: tuple[Run, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return tuple(run.environment for run in self.runs)
+
+    def pairs(self) -> list[tuple[str, dict[str, Observation | None]]]:
+        """For each step in scenario order: environment name → that environment's observation."""
+        return [(step, {run.environment: run.observation(step) for run in self.runs}) for step in self.steps]
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes, for the CI gate."""
+
+    OK = 0
+    FINDINGS = 1
+    BAD_INPUT = 2
+    INCONCLUSIVE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything one invocation found: a comparison per scenario."""
+
+    generated_at: datetime
+    comparisons: tuple[Comparison, ...]
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for c in self.comparisons for f in c.findings)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 no findings, 1 findings, 3 when every finding is inconclusive (no verdict either way)."""
+        findings = self.findings
+        if not findings:
+            return ExitCode.OK
+        if all(f.category is Category.INCONCLUSIVE for f in findings):
+            return ExitCode.INCONCLUSIVE
+        return ExitCode.FINDINGS

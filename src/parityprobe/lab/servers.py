@@ -97,12 +97,23 @@ def bao_binary() -> str:
     return found
 
 
-def start_openbao(workdir: Path, root_token: Secret) -> ServerProcess:
-    """An OpenBao dev server (in-memory storage, KV v2 at ``secret/``), ready to answer."""
+def start_openbao(workdir: Path, root_token: Secret, audit_log: Path | None = None) -> ServerProcess:
+    """An OpenBao dev server (in-memory storage, KV v2 at ``secret/``), ready to answer.
+
+    With ``audit_log``, a file audit device writes one JSON line per request and response there. OpenBao
+    refuses to enable audit devices through the API, so it is declared in a config file.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    if audit_log is not None:
+        config = workdir / "audit.hcl"
+        config.write_text(f'audit "file" "lab" {{\n  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n')
+        extra = [f"-config={config}"]
 
     def command(port: int) -> list[str]:
-        return [bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}"]
+        return [
+            bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}", *extra
+        ]
 
     # The root token goes through the environment, not argv, so it never shows in a process listing.
     env = {"BAO_DEV_ROOT_TOKEN_ID": root_token.reveal(), "HOME": str(workdir)}
