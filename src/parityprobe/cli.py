@@ -1,5 +1,144 @@
+"""The command line: ``validate``, ``run``, ``schema``, ``probes``, ``lab up|down|status`` and ``demo``.
+
+Exit codes (the CI gate reads them): 0 no findings, 1 findings, 2 bad input or usage, 3 only inconclusive
+results, 4 parityprobe itself failed (the lab would not start, an internal error). Heavy modules (SDKs,
+pydantic models, rich) are imported inside the commands so that ``--help`` starts fast.
+"""
+
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 
-def main() -> None:
-    raise SystemExit(0)
+import click
+
+from parityprobe import __version__
+from parityprobe.cli_lab import demo, lab
+from parityprobe.cli_support import emit_report, handle_errors, run_options, setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="parityprobe")
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging (secrets stay masked).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Prove that staging enforces the same workload-identity controls as production.
+
+    Scenarios perform real actions (token fetch, secret reads, forbidden calls, break-glass attempts) in
+    every environment; parityprobe compares the decisions, the access granted and the latencies.
+    """
+    ctx.obj = {"verbose": verbose}
+
+
+@main.command()
+@click.option(
+    "--environments",
+    "-e",
+    "env_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The environments file.",
+)
+@click.option("--env", "only", multiple=True, help="Only these environments (repeatable).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, env_file: Path, only: tuple[str, ...], paths: tuple[Path, ...]) -> None:
+    """Check environments and scenarios together, touching nothing: probes resolve, parameters bind,
+    references point to earlier steps, effects are allowed in every environment."""
+    with handle_errors(ctx.obj["verbose"]):
+        from parityprobe.pipeline import describe, plan
+        from parityprobe.redact import Redactor
+        from parityprobe.registry import ProbeRegistry
+
+        the_plan = plan(env_file, paths, Redactor(), ProbeRegistry(), only)
+        steps = sum(len(s.steps) + len(s.cleanup) for s in the_plan.scenarios)
+        click.echo(describe(the_plan))
+        click.echo(
+            f"valid: {len(the_plan.scenarios)} scenario(s), {steps} step(s), "
+            f"{len(the_plan.environments)} environment(s)"
+        )
+
+
+@main.command()
+@click.option(
+    "--environments",
+    "-e",
+    "env_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The environments file.",
+)
+@click.option(
+    "--env", "only", multiple=True, help="Only these environments (repeatable; at least two compare)."
+)
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; perform no action.")
+@run_options
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def run(
+    ctx: click.Context,
+    env_file: Path,
+    only: tuple[str, ...],
+    dry_run: bool,
+    fmt: str,
+    output: Path | None,
+    no_color: bool,
+    step_timeout: float,
+    paths: tuple[Path, ...],
+) -> None:
+    """Run scenarios (files or directories) in every environment and report the differences."""
+    with handle_errors(ctx.obj["verbose"]):
+        from parityprobe.pipeline import describe, execute, plan
+        from parityprobe.redact import Redactor
+        from parityprobe.registry import ProbeRegistry
+
+        redactor, registry = Redactor(), ProbeRegistry()
+        setup_logging(redactor, ctx.obj["verbose"])
+        the_plan = plan(env_file, paths, redactor, registry, only)
+        if dry_run:
+            click.echo(describe(the_plan))
+            click.echo("dry run: nothing was executed")
+            return
+        report = execute(the_plan, redactor, registry, step_timeout)
+        code = emit_report(report, fmt, redactor, output, no_color)
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema here instead of standard output.",
+)
+def schema(output: Path | None) -> None:
+    """The JSON Schema of scenario files, for editors."""
+    with handle_errors():
+        from parityprobe.config.schema import scenario_schema_json
+
+        text = scenario_schema_json()
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+
+
+@main.command()
+def probes() -> None:
+    """The registered probes, their parameters and outputs."""
+    with handle_errors():
+        from parityprobe.registry import ProbeRegistry
+
+        registry = ProbeRegistry()
+        for name in registry.names():
+            probe = registry.probe_class(name)
+            params = ", ".join(
+                f"{field}{'' if info.is_required() else '?'}"
+                for field, info in probe.Params.model_fields.items()
+            )
+            outputs = ", ".join(sorted(probe.outputs)) or "-"
+            click.echo(f"{name:24} effect={probe.effect.value:10} with: {params or '-'}; outputs: {outputs}")
+
+
+main.add_command(lab)
+main.add_command(demo)

@@ -142,7 +142,7 @@ class Observation:
             return f"error: {kind}" + (f" ({self.reason})" if self.reason else "")
         if self.reason and self.outcome is not Outcome.ALLOWED:
             return f"{self.outcome.value} ({self.reason})"
-        return self.outcome.value
+        return str(self.outcome.value)
 
 
 @dataclass(frozen=True, slots=True)

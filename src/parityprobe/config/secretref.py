@@ -11,9 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from parityprobe.secret import Secret
 
-LITERAL_REFUSED = (
-    "a secret field takes a reference, {env: VARIABLE} or {file: PATH}, never a literal value"
-)
+LITERAL_REFUSED = "a secret field takes a reference, {env: VARIABLE} or {file: PATH}, never a literal value"
 
 
 class SecretRef(BaseModel):

@@ -1,0 +1,115 @@
+"""Lab commands: ``lab up | down | status`` and ``demo`` (lab up, run the built-in scenarios, lab down)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from parityprobe.cli_support import DEFAULT_LAB_DIR, emit_report, handle_errors, run_options, setup_logging
+
+_DIR_OPTION = click.option(
+    "--dir",
+    "lab_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_LAB_DIR,
+    show_default=True,
+    help="Where the lab keeps its state, credentials and environments file.",
+)
+_PROFILE_OPTION = click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A lab profile (YAML) describing each environment's contents; the built-in one by default.",
+)
+
+
+@click.group()
+def lab() -> None:
+    """A local two-environment lab on real servers (OpenBao, moto), with planted parity gaps."""
+
+
+@lab.command("up")
+@_DIR_OPTION
+@_PROFILE_OPTION
+def lab_up(lab_dir: Path, profile: Path | None) -> None:
+    """Start and seed the lab; print the environments file to use with `parityprobe run`."""
+    with handle_errors():
+        from parityprobe.lab.lab import up
+
+        state = up(lab_dir, profile)
+        for line in state.describe():
+            click.echo(line)
+        click.echo(f"environments file: {state.environments_file}")
+        click.echo(f"try: parityprobe run --environments {state.environments_file} scenarios/")
+
+
+@lab.command("down")
+@_DIR_OPTION
+def lab_down(lab_dir: Path) -> None:
+    """Stop every server of the lab and forget its state."""
+    with handle_errors():
+        from parityprobe.lab.lab import down
+
+        stopped = down(lab_dir)
+        click.echo(f"stopped {len(stopped)} server(s)" if stopped else "no lab was running")
+
+
+@lab.command("status")
+@_DIR_OPTION
+def lab_status(lab_dir: Path) -> None:
+    """Which lab servers are running, and where."""
+    with handle_errors():
+        from parityprobe.lab.lab import status
+
+        current = status(lab_dir)
+        if current is None:
+            click.echo("no lab is running")
+            sys.exit(1)
+        for line in current.describe():
+            click.echo(line)
+
+
+def builtin_scenarios() -> Path:
+    """The built-in scenario library (installed with the package)."""
+    from importlib.resources import files
+
+    return Path(str(files("parityprobe.scenarios")))
+
+
+@click.command()
+@_DIR_OPTION
+@_PROFILE_OPTION
+@run_options
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    lab_dir: Path,
+    profile: Path | None,
+    fmt: str,
+    output: Path | None,
+    no_color: bool,
+    step_timeout: float,
+) -> None:
+    """Start the lab, run the built-in scenarios in staging and production, report, stop the lab."""
+    verbose = ctx.obj["verbose"]
+    with handle_errors(verbose):
+        from parityprobe.lab.lab import running_lab
+        from parityprobe.pipeline import execute, plan
+        from parityprobe.redact import Redactor
+        from parityprobe.registry import ProbeRegistry
+
+        redactor, registry = Redactor(), ProbeRegistry()
+        setup_logging(redactor, verbose)
+        click.echo("starting the lab (OpenBao and moto for staging and production)…", err=True)
+        with running_lab(lab_dir, profile) as state:
+            the_plan = plan(state.environments_file, [builtin_scenarios()], redactor, registry)
+            click.echo(
+                f"running {len(the_plan.scenarios)} scenarios in "
+                f"{', '.join(e.name for e in the_plan.environments)}…",
+                err=True,
+            )
+            report = execute(the_plan, redactor, registry, step_timeout)
+        click.echo("lab stopped", err=True)
+        code = emit_report(report, fmt, redactor, output, no_color)
+    sys.exit(code)

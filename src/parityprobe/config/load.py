@@ -1,0 +1,139 @@
+"""Loading input files: YAML → validated models, every problem located; secret references resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from parityprobe.config.environments import Environment, EnvironmentsFile
+from parityprobe.config.scenario import Scenario
+from parityprobe.config.secretref import SecretRef
+from parityprobe.config.yamlsource import Locator, PathPart, load_yaml, validation_problems
+from parityprobe.errors import InputError, Problem
+from parityprobe.redact import Redactor
+
+M = TypeVar("M", bound=BaseModel)
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated model with the file it came from, for locating later problems."""
+
+    path: Path
+    locator: Locator
+
+
+@dataclass(frozen=True)
+class LoadedScenario(Loaded):
+    scenario: Scenario
+
+
+@dataclass(frozen=True)
+class LoadedEnvironments(Loaded):
+    environments: list[Environment]
+
+
+def load_model(path: Path, model: type[M]) -> tuple[M, Locator]:
+    """Load one YAML file into ``model``; InputError naming file, line and field otherwise."""
+    data, locator = load_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(
+            [Problem(path, 1, None, f"expected a mapping at the top of the file ({model.__name__})")]
+        )
+    try:
+        return model.model_validate(data), locator
+    except ValidationError as exc:
+        raise InputError(validation_problems(exc, locator)) from None
+
+
+def load_environments(
+    path: Path, redactor: Redactor, only: Iterable[str] | None = None
+) -> LoadedEnvironments:
+    """The environments file, restricted to ``only`` (in that order), with every secret reference read."""
+    parsed, locator = load_model(path, EnvironmentsFile)
+    names = list(parsed.environments)
+    if only is not None:
+        wanted = list(only)
+        unknown = [n for n in wanted if n not in parsed.environments]
+        if unknown:
+            raise InputError(
+                [
+                    Problem(path, None, None, f"no environment named {n!r} (have: {', '.join(names)})")
+                    for n in unknown
+                ]
+            )
+        names = wanted
+    problems: list[Problem] = []
+    for name in names:
+        env = parsed.environments[name]
+        for field_path, ref in _secret_refs(env, ("environments", name)):
+            try:
+                redactor.register(ref.resolve(path.parent, label=str(field_path[-1])))
+            except ValueError as exc:
+                problems.append(locator.problem(field_path, str(exc)))
+    if problems:
+        raise InputError(problems)
+    return LoadedEnvironments(path, locator, [parsed.environments[n] for n in names])
+
+
+def _secret_refs(
+    model: BaseModel, path: tuple[PathPart, ...]
+) -> list[tuple[tuple[PathPart, ...], SecretRef]]:
+    found: list[tuple[tuple[PathPart, ...], SecretRef]] = []
+    for name in type(model).model_fields:
+        value: Any = getattr(model, name)
+        if isinstance(value, SecretRef):
+            found.append(((*path, name), value))
+        elif isinstance(value, BaseModel):
+            found.extend(_secret_refs(value, (*path, name)))
+    return found
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    scenario, locator = load_model(path, Scenario)
+    return LoadedScenario(path, locator, scenario)
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files named directly, plus the YAML files directly inside named directories (sorted)."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in SCENARIO_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(Problem(path, None, None, "no such file or directory"))
+    if problems:
+        raise InputError(problems)
+    return found
+
+
+def load_scenarios(paths: Iterable[Path]) -> list[LoadedScenario]:
+    """Every scenario under ``paths``; all files' problems are reported together, ids must be unique."""
+    loaded: list[LoadedScenario] = []
+    problems: list[Problem] = []
+    for path in discover(paths):
+        try:
+            loaded.append(load_scenario(path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        first = seen.setdefault(item.scenario.id, item.path)
+        if first != item.path:
+            problems.append(
+                item.locator.problem(("id",), f"scenario id {item.scenario.id!r} is also used by {first}")
+            )
+    if problems:
+        raise InputError(problems)
+    if not loaded:
+        raise InputError([Problem(None, None, None, "no scenario files found")])
+    return loaded
