@@ -145,10 +145,8 @@ class _ScenarioChecker:
         if refs:
             return
         try:
-            adapter: TypeAdapter[Any] = TypeAdapter(
-                Annotated[info.annotation, *info.metadata],  # type: ignore[arg-type]
-                config=_ARBITRARY,
-            )
+            annotation = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=_ARBITRARY)  # type: ignore[arg-type]
             adapter.validate_python(value)
         except ValidationError as exc:
             self.add(path, exc.errors(include_url=False)[0]["msg"])

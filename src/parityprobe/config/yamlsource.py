@@ -41,13 +41,17 @@ class Locator:
         node = self.data
         parts = list(loc)
         for i, part in enumerate(parts):
+            following = parts[i + 1] if i + 1 < len(parts) else None
             if isinstance(node, dict) and part in node:
+                child = node[part]
+                if following is not None and not isinstance(child, dict | list) and following in node:
+                    continue  # a union tag that happens to equal a key (``method: token`` beside ``token:``)
                 out.append(part)
-                node = node[part]
+                node = child
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 out.append(part)
                 node = node[part]
-            elif i + 1 < len(parts) and isinstance(node, dict | list):
+            elif following is not None and isinstance(node, dict | list):
                 continue  # a discriminator tag or validator name pydantic adds to the location
             else:
                 out.append(part)
