@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from parityprobe.cli_support import DEFAULT_LAB_DIR, emit_report, handle_errors, run_options, setup_logging
+
+if TYPE_CHECKING:
+    from parityprobe.lab.lab import LabStatus
 
 _DIR_OPTION = click.option(
     "--dir",
@@ -35,11 +39,10 @@ def lab() -> None:
 def lab_up(lab_dir: Path, profile: Path | None) -> None:
     """Start and seed the lab; print the environments file to use with `parityprobe run`."""
     with handle_errors():
-        from parityprobe.lab.lab import up
+        from parityprobe.lab.lab import LabStatus, up
 
         state = up(lab_dir, profile)
-        for line in state.describe():
-            click.echo(line)
+        _show(LabStatus.of(state))
         click.echo(f"environments file: {state.environments_file}")
         click.echo(f"try: parityprobe run --environments {state.environments_file} scenarios/")
 
@@ -58,7 +61,7 @@ def lab_down(lab_dir: Path) -> None:
 @lab.command("status")
 @_DIR_OPTION
 def lab_status(lab_dir: Path) -> None:
-    """Which lab servers are running, and where."""
+    """Which lab servers are running, and where (exit 1 when the lab is not fully up)."""
     with handle_errors():
         from parityprobe.lab.lab import status
 
@@ -66,8 +69,15 @@ def lab_status(lab_dir: Path) -> None:
         if current is None:
             click.echo("no lab is running")
             sys.exit(1)
-        for line in current.describe():
-            click.echo(line)
+        _show(current)
+        if not current.running:
+            sys.exit(1)
+
+
+def _show(current: LabStatus) -> None:
+    for server in current.servers:
+        state = "up" if server.alive else "DOWN"
+        click.echo(f"{server.environment:12} {server.kind:8} {state:5} {server.url}  (pid {server.pid})")
 
 
 def builtin_scenarios() -> Path:

@@ -80,11 +80,15 @@ class Timer:
 
 
 class ClientCache:
-    """SDK clients of one environment, built once per invocation and shared by its steps."""
+    """SDK clients of one environment, built once per invocation and shared by its steps.
+
+    A factory may itself ask the cache for another client (a session before its clients): the lock is
+    re-entrant.
+    """
 
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def get(self, key: str, factory: Callable[[], T]) -> T:
         with self._lock:

@@ -1,0 +1,140 @@
+"""STS probes: who the environment's identity is, and which roles it may assume."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from parityprobe.model import Grant
+from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
+from parityprobe.secret import Secret
+
+from .client import ENVIRONMENT_SESSION_NAME, AwsProbe, client
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts.type_defs import AssumeRoleRequestTypeDef
+
+CORRELATION_PLACEHOLDER = "<correlation-id>"
+SESSION_PLACEHOLDER = "<session>"
+# AWS: RoleSessionName is 2-64 characters of [\w+=,.@-].
+_SESSION_UNSAFE = re.compile(r"[^A-Za-z0-9_+=,.@-]")
+_SESSION_MAX = 64
+_ASSUMED_ROLE = re.compile(r"^(arn:[^:]+:sts::[^:]*:assumed-role/[^/]+)/([^/]+)$")
+
+
+def session_name(correlation_id: str) -> str:
+    """The RoleSessionName for a step: its correlation id, made to satisfy AWS's rules.
+
+    Too long an id keeps its start and gets a digest of the whole, so it stays unique and stable.
+    """
+    name = _SESSION_UNSAFE.sub("-", correlation_id)
+    if len(name) > _SESSION_MAX:
+        digest = hashlib.sha256(correlation_id.encode()).hexdigest()[:8]
+        name = f"{name[: _SESSION_MAX - 9]}-{digest}"
+    return name.ljust(2, "-")
+
+
+def normalise_arn(arn: str, correlation_id: str) -> str:
+    """The principal ARN with its per-call part replaced, so environments and runs compare.
+
+    An assumed-role session named after this step becomes ``<correlation-id>``; any other session name
+    (an instance id, an IRSA or SDK-generated name) differs per call too and becomes ``<session>``.
+    Users, roles and federated users are returned as they are.
+    """
+    found = _ASSUMED_ROLE.match(arn)
+    if found is None:
+        return arn
+    session = found.group(2)
+    if session == session_name(correlation_id):
+        return f"{found.group(1)}/{CORRELATION_PLACEHOLDER}"
+    if session == ENVIRONMENT_SESSION_NAME:
+        return arn
+    return f"{found.group(1)}/{SESSION_PLACEHOLDER}"
+
+
+class NoParams(ProbeParams):
+    """A probe that takes no parameters."""
+
+
+class CallerIdentity(AwsProbe):
+    """``sts:GetCallerIdentity``: the principal the environment's AWS credentials act as.
+
+    AWS allows this call to every valid credential, so it tests the credentials, not a policy.
+    Grant: ``identity`` = the caller ARN, per-call session part normalised (see :func:`normalise_arn`).
+    Outputs: ``account_id`` and ``arn`` (the ARN as returned), plain strings.
+    """
+
+    name = "aws.caller_identity"
+    Params = NoParams
+    outputs = frozenset({"account_id", "arn"})
+
+    def run(self, params: NoParams, ctx: ProbeContext) -> ProbeResult:
+        sts = client(ctx, "sts")
+        with ctx.timer:
+            reply = sts.get_caller_identity()
+        arn = reply["Arn"]
+        return ProbeResult(
+            grant=Grant(identity=normalise_arn(arn, ctx.correlation_id)),
+            outputs=MappingProxyType({"account_id": reply["Account"], "arn": arn}),
+        )
+
+
+def _as_secret(value: Any) -> Any:
+    # An external id written in the scenario arrives as text; it is wrapped so it never renders.
+    return Secret(value, "aws external id") if isinstance(value, str) else value
+
+
+class AssumeRoleParams(ProbeParams):
+    """The role to attempt; optionally the session length and the external id its trust policy asks for."""
+
+    role_arn: str = Field(pattern=r"^arn:[a-z0-9-]+:iam::\d{12}:role/[\w+=,.@/-]+$")
+    duration_seconds: int | None = Field(default=None, ge=900, le=43200)
+    external_id: Annotated[Secret, BeforeValidator(_as_secret)] | None = None
+
+
+class AssumeRole(AwsProbe):
+    """``sts:AssumeRole`` of ``role_arn``, with the step's correlation id as RoleSessionName.
+
+    READ: the probe only attempts the role; the credentials it receives are never used by it (a later step
+    may, through the outputs). CloudTrail records the session name, which ties the event to the step.
+    Grant: ``identity`` = the assumed-role ARN with the session normalised to ``<correlation-id>``;
+    ``ttl_seconds`` = seconds until the credentials expire.
+    Outputs: ``access_key_id``, ``secret_access_key``, ``session_token``, all :class:`Secret`.
+    """
+
+    name = "aws.assume_role"
+    Params = AssumeRoleParams
+    outputs = frozenset({"access_key_id", "secret_access_key", "session_token"})
+
+    def run(self, params: AssumeRoleParams, ctx: ProbeContext) -> ProbeResult:
+        sts = client(ctx, "sts")
+        request: AssumeRoleRequestTypeDef = {
+            "RoleArn": params.role_arn,
+            "RoleSessionName": session_name(ctx.correlation_id),
+        }
+        if params.duration_seconds is not None:
+            request["DurationSeconds"] = params.duration_seconds
+        if params.external_id is not None:
+            request["ExternalId"] = params.external_id.reveal()
+        with ctx.timer:
+            reply = sts.assume_role(**request)
+        issued = reply["Credentials"]
+        ttl = round((issued["Expiration"] - datetime.now(UTC)).total_seconds())
+        return ProbeResult(
+            grant=Grant(
+                identity=normalise_arn(reply["AssumedRoleUser"]["Arn"], ctx.correlation_id),
+                ttl_seconds=max(0, ttl),
+            ),
+            outputs=MappingProxyType(
+                {
+                    "access_key_id": Secret(issued["AccessKeyId"], "aws access key id"),
+                    "secret_access_key": Secret(issued["SecretAccessKey"], "aws secret access key"),
+                    "session_token": Secret(issued["SessionToken"], "aws session token"),
+                }
+            ),
+        )

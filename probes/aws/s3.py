@@ -1,0 +1,50 @@
+"""S3 probe: read one object."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from pydantic import Field
+
+from parityprobe.model import Grant
+from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
+
+from .client import AwsProbe, client
+
+_CHUNK = 64 * 1024
+
+
+class S3GetObjectParams(ProbeParams):
+    """The bucket and the object key to read."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class S3GetObject(AwsProbe):
+    """``s3:GetObject`` of ``bucket``/``key``, reading the body to the end and discarding it.
+
+    The timer covers the call and the read: a reply whose body never arrives is not a success.
+    Grant: ``version`` = the object's VersionId, when the bucket is versioned.
+    Outputs: ``etag`` (as S3 returns it, quoted) and ``content_length`` (the bytes read), plain strings.
+    """
+
+    name = "aws.s3_get_object"
+    Params = S3GetObjectParams
+    outputs = frozenset({"etag", "content_length"})
+
+    def run(self, params: S3GetObjectParams, ctx: ProbeContext) -> ProbeResult:
+        s3 = client(ctx, "s3")
+        read = 0
+        with ctx.timer:
+            reply = s3.get_object(Bucket=params.bucket, Key=params.key)
+            body = reply["Body"]
+            try:
+                for chunk in body.iter_chunks(_CHUNK):
+                    read += len(chunk)
+            finally:
+                body.close()
+        return ProbeResult(
+            grant=Grant(version=reply.get("VersionId")),
+            outputs=MappingProxyType({"etag": reply.get("ETag", ""), "content_length": str(read)}),
+        )
