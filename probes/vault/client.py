@@ -1,0 +1,204 @@
+"""The environment's Vault client as each step uses it, the token a probe acts with, the plane's base class.
+
+One hvac client per environment lives in the environment's :class:`~parityprobe.probe.ClientCache` (key
+``"vault"``) so steps share its connection pool. What belongs to a step (its correlation id, its token, its
+deadline) is not stored on that shared client: :func:`step_client` puts it in a context variable that the
+client's adapter reads for every request, so no request leaves without the step's ``X-Correlation-ID``, and
+steps running in different worker threads never see each other's values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import hvac
+import hvac.exceptions as hv
+from hvac.adapters import JSONAdapter
+
+from parityprobe.config.environments import VaultApprole, VaultSettings, VaultToken
+from parityprobe.model import Effect
+from parityprobe.probe import Failure, ProbeContext
+from parityprobe.secret import Secret
+
+from . import errors
+from .errors import VaultSetupError
+
+CORRELATION_HEADER = "X-Correlation-ID"
+CLIENT_KEY = "vault"
+TOKEN_KEY = "vault.token"
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    correlation_id: str
+    token: str | None
+    deadline: float
+    timeout: float
+
+    def request_timeout(self) -> float:
+        # Each request gets what is left of the step, never more than the environment's own timeout.
+        return max(0.05, min(self.timeout, self.deadline - time.monotonic()))
+
+
+_CALL: ContextVar[_Call | None] = ContextVar("parityprobe_vault_call", default=None)
+
+
+class _StepAdapter(JSONAdapter):  # type: ignore[misc]  # hvac is untyped
+    """hvac's JSON adapter, stamping each request with the current step's correlation id, token and timeout.
+
+    The adapter's own ``token`` stays None: hvac would write it over the step's ``X-Vault-Token`` header.
+    """
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        raise_exception: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        call = _CALL.get()
+        if call is None:
+            raise RuntimeError("Vault request made outside step_client(): it would carry no correlation id")
+        merged = dict(headers or {})
+        merged[CORRELATION_HEADER] = call.correlation_id
+        if call.token is not None:
+            merged["X-Vault-Token"] = call.token
+        kwargs["timeout"] = call.request_timeout()
+        return super().request(method, url, headers=merged, raise_exception=raise_exception, **kwargs)
+
+
+@dataclass(frozen=True)
+class VaultConnection:
+    """An environment's hvac client and its settings; ``close`` (called by the ClientCache) frees the pool."""
+
+    client: Any
+    settings: VaultSettings
+
+    def close(self) -> None:
+        self.client.adapter.close()
+
+
+def vault_settings(ctx: ProbeContext) -> VaultSettings:
+    """The environment's ``vault`` section; VaultSetupError when it has none."""
+    settings = ctx.environment.vault
+    if settings is None:
+        raise VaultSetupError(f"environment {ctx.environment.name!r} has no 'vault' section")
+    return settings
+
+
+def connection(ctx: ProbeContext) -> VaultConnection:
+    """The environment's shared connection, built on first use."""
+    settings = vault_settings(ctx)
+    conn: VaultConnection = ctx.clients.get(CLIENT_KEY, lambda: _connect(settings))
+    return conn
+
+
+def _connect(settings: VaultSettings) -> VaultConnection:
+    verify: bool | str = str(Path(settings.ca_cert).expanduser()) if settings.ca_cert else settings.verify_tls
+    # hvac.Client's constructor falls back to VAULT_TOKEN, ~/.vault-token and VAULT_CLIENT_CERT; a probe must
+    # act only with what the environment names, so the adapter is built here and handed to the client through
+    # its adapter factory (assigning client.adapter later does not reach hvac's per-method API objects).
+    adapter = _StepAdapter(
+        base_uri=settings.address,
+        token=None,
+        cert=None,
+        verify=verify,
+        timeout=settings.timeout_seconds,
+        namespace=settings.namespace,
+    )
+    client = hvac.Client(url=settings.address, token="", adapter=lambda **_: adapter)
+    return VaultConnection(client, settings)
+
+
+@contextmanager
+def _calling(conn: VaultConnection, ctx: ProbeContext, token: Secret | None) -> Iterator[Any]:
+    secret = token.reveal() if token is not None else None
+    reset = _CALL.set(_Call(ctx.correlation_id, secret, ctx.deadline, conn.settings.timeout_seconds))
+    try:
+        yield conn.client
+    finally:
+        _CALL.reset(reset)
+
+
+@contextmanager
+def step_client(ctx: ProbeContext, token: Secret | None = None) -> Iterator[Any]:
+    """The environment's ``hvac.Client``, acting for this step (with ``token``, or none) inside the block."""
+    with _calling(connection(ctx), ctx, token) as client:
+        yield client
+
+
+def acting_token(ctx: ProbeContext, given: Secret | None) -> Secret:
+    """The token a probe acts with: ``given`` if the step passed one, else the environment's own.
+
+    An AppRole environment logs in once per invocation (under the current step's correlation id) and keeps
+    the token in the ClientCache; the token is registered with the redactor at once.
+    """
+    if given is not None:
+        return given
+    auth = vault_settings(ctx).auth
+    if isinstance(auth, VaultToken):
+        token = auth.token.secret()
+        ctx.redactor.register(token)
+        return token
+    # Built outside the cache's factory: the cache holds a non-reentrant lock while a factory runs.
+    conn = connection(ctx)
+    return ctx.clients.get(TOKEN_KEY, lambda: _approle_token(conn, ctx, auth))
+
+
+def _approle_token(conn: VaultConnection, ctx: ProbeContext, auth: VaultApprole) -> Secret:
+    with _calling(conn, ctx, None) as client:
+        reply = client.auth.approle.login(
+            role_id=auth.role_id.secret().reveal(),
+            secret_id=auth.secret_id.secret().reveal(),
+            mount_point=auth.mount,
+            use_token=False,
+        )
+    token = Secret(str(required(reply, "auth", "client_token")), "vault token")
+    ctx.redactor.register(token)
+    return token
+
+
+def required(reply: Any, *keys: str) -> Any:
+    """``reply[k1][k2]…``; a reply of the wrong shape is the target's fault (hvac UnexpectedError)."""
+    value = reply
+    for key in keys:
+        if not isinstance(value, dict) or value.get(key) is None:
+            raise hv.UnexpectedError(f"Vault reply has no {'.'.join(keys)}")
+        value = value[key]
+    return value
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (Vault sends ``null`` for empty maps)."""
+    return value if isinstance(value, dict) else {}
+
+
+def string_set(value: Any) -> frozenset[str]:
+    """A JSON list of names as a frozenset (``null`` → empty)."""
+    return frozenset(str(v) for v in value) if isinstance(value, list) else frozenset()
+
+
+def approle_identity(metadata: Any, fallback: str | None = None) -> str | None:
+    """``approle/<role_name>`` from a token's metadata; the method, not the mount path, so environments that
+    mount AppRole at different paths still compare, and login and lookup-self agree."""
+    role = mapping(metadata).get("role_name")
+    if isinstance(role, str) and role:
+        return f"approle/{role}"
+    return fallback
+
+
+class VaultProbe:
+    """Base of the Vault plane's probes: every one of them translates exceptions through :mod:`.errors`."""
+
+    effect: ClassVar[Effect] = Effect.READ
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        """See :func:`parityprobe.probes.vault.errors.translate`."""
+        return errors.translate(exc)
