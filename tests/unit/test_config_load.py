@@ -70,7 +70,8 @@ def test_durations_and_numeric_day_of_week(tmp_path: Path) -> None:
     ok = write(
         tmp_path,
         "ok.yaml",
-        "id: s\nschedule: {cron: '0 3 * * sun'}\nsteps:\n  - {id: a, probe: p, expect: {ttl: {max: 1h30m}}}\n",
+        "id: s\nschedule: {cron: '0 3 * * sun'}\n"
+        "steps:\n  - {id: a, probe: p, expect: {ttl: {max: 1h30m}}}\n",
     )
     loaded = load_scenario(ok)
     assert loaded.scenario.steps[0].expect.ttl is not None
@@ -141,7 +142,10 @@ def test_literal_secret_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_environment_selected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PP_TEST_TOKEN", "t")
-    text = "environments:\n  prod: {vault: {address: 'http://x:1', auth: {method: token, token: {env: PP_TEST_TOKEN}}}}\n"
+    text = (
+        "environments:\n"
+        "  prod: {vault: {address: 'http://x:1', auth: {method: token, token: {env: PP_TEST_TOKEN}}}}\n"
+    )
     with pytest.raises(InputError) as exc:
         load_environments(write(tmp_path, "envs.yaml", text), Redactor(), only=["staging"])
     assert "no environment named 'staging'" in exc.value.problems[0].message

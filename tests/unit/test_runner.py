@@ -48,7 +48,7 @@ def test_a_crashing_probe_is_an_error_observation_and_the_run_goes_on(tmp_path: 
         "  - {id: after, probe: test.echo}\n",
         redactor,
     )
-    login, crash, after = staging.observations
+    _, crash, after = staging.observations
     assert crash.outcome is Outcome.ERROR and crash.error_kind is ErrorKind.HARNESS_ERROR
     assert crash.reason == "unexpected RuntimeError"
     # The probe echoed the secret in its message: the runner registered it and masked it.

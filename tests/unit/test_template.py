@@ -51,5 +51,5 @@ def test_missing_output_and_unknown_expression() -> None:
     assert exc.value.ref == OutputRef("other", "token")
     with pytest.raises(TemplateError, match="unknown expression"):
         render("${{ secrets.x }}", SCOPE)
-    with pytest.raises(TemplateError, match="vars.nope is not defined"):
+    with pytest.raises(TemplateError, match=r"vars\.nope is not defined"):
         render("${{ vars.nope }}", SCOPE)

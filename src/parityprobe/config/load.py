@@ -72,6 +72,9 @@ def load_environments(
     problems: list[Problem] = []
     for name in names:
         env = parsed.environments[name]
+        if env.vault is not None and env.vault.ca_cert is not None:
+            # Like secret files, a relative CA path is relative to the environments file, not the cwd.
+            env.vault.ca_cert = str((path.parent / Path(env.vault.ca_cert).expanduser()).resolve())
         for field_path, ref in _secret_refs(env, ("environments", name)):
             try:
                 redactor.register(ref.resolve(path.parent, label=str(field_path[-1])))
