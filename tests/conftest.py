@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from parityprobe.lab.lab import LabState, running_lab
+from parityprobe.lab.lab import running_lab
 from parityprobe.lab.servers import ServerProcess, start_moto, start_openbao
+from parityprobe.lab.state import LabState
 from parityprobe.secret import Secret
 
 

@@ -16,6 +16,15 @@ from parityprobe import __version__
 from parityprobe.cli_lab import demo, lab
 from parityprobe.cli_support import emit_report, handle_errors, run_options, setup_logging
 
+ENVIRONMENTS_OPTION = click.option(
+    "--environments",
+    "-e",
+    "env_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The environments file.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="parityprobe")
@@ -31,14 +40,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--environments",
-    "-e",
-    "env_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The environments file.",
-)
+@ENVIRONMENTS_OPTION
 @click.option("--env", "only", multiple=True, help="Only these environments (repeatable).")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
@@ -60,14 +62,7 @@ def validate(ctx: click.Context, env_file: Path, only: tuple[str, ...], paths: t
 
 
 @main.command()
-@click.option(
-    "--environments",
-    "-e",
-    "env_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The environments file.",
-)
+@ENVIRONMENTS_OPTION
 @click.option(
     "--env", "only", multiple=True, help="Only these environments (repeatable; at least two compare)."
 )

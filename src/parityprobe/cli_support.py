@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from parityprobe.lab import DEFAULT_DIRECTORY
+
 if TYPE_CHECKING:
     from parityprobe.model import Report
     from parityprobe.redact import Redactor
@@ -21,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 4
-DEFAULT_LAB_DIR = Path(".parityprobe/lab")
+DEFAULT_LAB_DIR = DEFAULT_DIRECTORY  # the lab's own default, so both agree (parityprobe.lab imports nothing)
 FORMATS = ("terminal", "json")  # the values of parityprobe.report.Format, kept literal for a fast --help
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,14 @@ from botocore.exceptions import ClientError
 from parityprobe.config.environments import AwsAssumeRoleCredentials, AwsStaticCredentials, Environment
 from parityprobe.lab.servers import ServerProcess, free_port, start_moto
 from parityprobe.model import ErrorKind, Outcome
-from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
+from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult
 from parityprobe.probes.aws.client import client
 from parityprobe.probes.aws.errors import error_code
 from parityprobe.probes.aws.identity import AssumeRole, CallerIdentity
 from parityprobe.probes.aws.s3 import S3GetObject
 from parityprobe.probes.aws.secrets import SecretRead
-from parityprobe.redact import Redactor
 from parityprobe.secret import Secret
+from tests.probe_support import observe, probe_context
 
 pytestmark = pytest.mark.lab
 
@@ -43,6 +42,12 @@ PAYMENTS_BODY = b"invoice-id,amount\n1,100\n"
 RUN = secrets.token_hex(6)
 EXTERNAL_ID = "vendor-" + secrets.token_hex(8)
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def context(
+    env: Environment, step: str, clients: ClientCache | None = None, seconds: float = 30
+) -> ProbeContext:
+    return probe_context(env, step, clients, seconds, run=RUN)
 
 
 @dataclass(frozen=True)
@@ -147,36 +152,14 @@ def _environment(tmp_path: Path, endpoint: str, key: tuple[str, str], **aws: Any
     return env
 
 
-def _context(env: Environment, step: str, clients: ClientCache | None = None) -> ProbeContext:
-    return ProbeContext(
-        environment=env,
-        correlation_id=f"pp-{RUN}-{step}",
-        deadline=time.monotonic() + 30,
-        timer=Timer(),
-        redactor=Redactor(),
-        clients=clients if clients is not None else ClientCache(),
-    )
-
-
-def _observe(probe: Probe, with_: Mapping[str, Any], ctx: ProbeContext) -> ProbeResult | Failure:
-    """What the runner does: bind the parameters, run, translate whatever is raised."""
-    params = probe.Params.model_validate(dict(with_))
-    try:
-        return probe.run(params, ctx)
-    except Exception as exc:
-        failure = probe.translate(exc)
-        assert failure is not None, f"untranslated {exc!r}"
-        return failure
-
-
 @pytest.fixture
 def workload_env(lab: Lab, tmp_path: Path) -> Environment:
     return _environment(tmp_path, lab.server.url, lab.workload)
 
 
 def test_caller_identity(workload_env: Environment) -> None:
-    ctx = _context(workload_env, "whoami")
-    result = _observe(CallerIdentity(), {}, ctx)
+    ctx = context(workload_env, "whoami")
+    result = observe(CallerIdentity(), {}, ctx)
     assert isinstance(result, ProbeResult)
     assert result.outcome is Outcome.ALLOWED
     assert result.grant.identity == f"arn:aws:iam::{ACCOUNT}:user/payments-app"
@@ -185,8 +168,8 @@ def test_caller_identity(workload_env: Environment) -> None:
 
 
 def test_assume_allowed_role(workload_env: Environment, lab: Lab) -> None:
-    ctx = _context(workload_env, "assume-app-reader")
-    result = _observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/app-reader"}, ctx)
+    ctx = context(workload_env, "assume-app-reader")
+    result = observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/app-reader"}, ctx)
     assert isinstance(result, ProbeResult)
     assert result.grant.identity == f"arn:aws:sts::{ACCOUNT}:assumed-role/app-reader/<correlation-id>"
     assert result.grant.ttl_seconds is not None and 3500 <= result.grant.ttl_seconds <= 3600
@@ -210,23 +193,23 @@ def test_assume_allowed_role(workload_env: Environment, lab: Lab) -> None:
 
 def test_assume_with_duration(workload_env: Environment) -> None:
     role = f"arn:aws:iam::{ACCOUNT}:role/app-reader"
-    result = _observe(
-        AssumeRole(), {"role_arn": role, "duration_seconds": 900}, _context(workload_env, "short")
+    result = observe(
+        AssumeRole(), {"role_arn": role, "duration_seconds": 900}, context(workload_env, "short")
     )
     assert isinstance(result, ProbeResult)
     assert result.grant.ttl_seconds is not None and 800 <= result.grant.ttl_seconds <= 900
 
 
 def test_assume_break_glass_is_denied(workload_env: Environment) -> None:
-    ctx = _context(workload_env, "assume-break-glass")
-    result = _observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/break-glass"}, ctx)
+    ctx = context(workload_env, "assume-break-glass")
+    result = observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/break-glass"}, ctx)
     assert result == Failure(Outcome.DENIED, "AccessDenied")
 
 
 def test_long_correlation_id_still_names_the_session(workload_env: Environment) -> None:
-    ctx = _context(workload_env, "assume-" + "very-long-step-name-" * 4)
+    ctx = context(workload_env, "assume-" + "very-long-step-name-" * 4)
     assert len(ctx.correlation_id) > 64
-    result = _observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/app-reader"}, ctx)
+    result = observe(AssumeRole(), {"role_arn": f"arn:aws:iam::{ACCOUNT}:role/app-reader"}, ctx)
     assert isinstance(result, ProbeResult)
     assert result.grant.identity == f"arn:aws:sts::{ACCOUNT}:assumed-role/app-reader/<correlation-id>"
 
@@ -240,14 +223,14 @@ def test_assume_with_external_id(workload_env: Environment, external_id: str, ex
     role = f"arn:aws:iam::{ACCOUNT}:role/vendor-audit"
     params = AssumeRole.Params.model_validate({"role_arn": role, "external_id": external_id})
     assert isinstance(getattr(params, "external_id", None), Secret)  # wrapped as soon as it is bound
-    result = _observe(
-        AssumeRole(), {"role_arn": role, "external_id": external_id}, _context(workload_env, "vendor")
+    result = observe(
+        AssumeRole(), {"role_arn": role, "external_id": external_id}, context(workload_env, "vendor")
     )
     assert result.outcome is expected
 
 
 def test_secret_read_allowed(workload_env: Environment, lab: Lab) -> None:
-    result = _observe(SecretRead(), {"secret_id": SECRET_NAME}, _context(workload_env, "read-secret"))
+    result = observe(SecretRead(), {"secret_id": SECRET_NAME}, context(workload_env, "read-secret"))
     assert isinstance(result, ProbeResult)
     value = result.outputs["value"]
     assert isinstance(value, Secret) and value == Secret(lab.secret_value)
@@ -257,7 +240,7 @@ def test_secret_read_allowed(workload_env: Environment, lab: Lab) -> None:
 
 
 def test_secret_read_without_policy_is_denied_from_motos_403(lab: Lab, tmp_path: Path) -> None:
-    ctx = _context(_environment(tmp_path, lab.server.url, lab.outsider), "read-secret-outsider")
+    ctx = context(_environment(tmp_path, lab.server.url, lab.outsider), "read-secret-outsider")
     probe = SecretRead()
     with pytest.raises(ClientError) as raised:
         probe.run(SecretRead.Params(secret_id=SECRET_NAME), ctx)
@@ -267,8 +250,8 @@ def test_secret_read_without_policy_is_denied_from_motos_403(lab: Lab, tmp_path:
 
 
 def test_s3_own_prefix_is_allowed(workload_env: Environment) -> None:
-    ctx = _context(workload_env, "read-own-object")
-    result = _observe(S3GetObject(), {"bucket": BUCKET, "key": "payments/invoices.csv"}, ctx)
+    ctx = context(workload_env, "read-own-object")
+    result = observe(S3GetObject(), {"bucket": BUCKET, "key": "payments/invoices.csv"}, ctx)
     assert isinstance(result, ProbeResult)
     assert result.outputs["content_length"] == str(len(PAYMENTS_BODY))
     assert str(result.outputs["etag"]).strip('"')
@@ -286,7 +269,7 @@ def test_s3_other_prefix_denied_and_missing_key_not_found(
     workload_env: Environment, key: str, expected: Failure
 ) -> None:
     assert (
-        _observe(S3GetObject(), {"bucket": BUCKET, "key": key}, _context(workload_env, "read-object"))
+        observe(S3GetObject(), {"bucket": BUCKET, "key": key}, context(workload_env, "read-object"))
         == expected
     )
 
@@ -296,13 +279,13 @@ def test_invalid_access_key_is_denied_as_invalid_credentials(lab: Lab, tmp_path:
     key = (
         lab.deleted if which == "deleted" else ("AKIA" + secrets.token_hex(8).upper(), secrets.token_hex(20))
     )
-    ctx = _context(_environment(tmp_path, lab.server.url, key), "whoami-bad-key")
-    assert _observe(CallerIdentity(), {}, ctx) == Failure(Outcome.DENIED, "invalid credentials")
+    ctx = context(_environment(tmp_path, lab.server.url, key), "whoami-bad-key")
+    assert observe(CallerIdentity(), {}, ctx) == Failure(Outcome.DENIED, "invalid credentials")
 
 
 def test_unreachable_endpoint(lab: Lab, tmp_path: Path) -> None:
     env = _environment(tmp_path, f"http://127.0.0.1:{free_port()}", lab.workload)
-    result = _observe(CallerIdentity(), {}, _context(env, "whoami-nowhere"))
+    result = observe(CallerIdentity(), {}, context(env, "whoami-nowhere"))
     assert isinstance(result, Failure)
     assert (result.outcome, result.error_kind) == (Outcome.ERROR, ErrorKind.UNREACHABLE)
 
@@ -313,7 +296,7 @@ def test_silent_endpoint_times_out(lab: Lab, tmp_path: Path) -> None:
         silent.listen(4)
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         env = _environment(tmp_path, endpoint, lab.workload, timeout_seconds=0.3)
-        result = _observe(CallerIdentity(), {}, _context(env, "whoami-silent"))
+        result = observe(CallerIdentity(), {}, context(env, "whoami-silent"))
     assert isinstance(result, Failure)
     assert (result.outcome, result.error_kind) == (Outcome.ERROR, ErrorKind.TIMEOUT)
 
@@ -329,12 +312,12 @@ def test_environment_assume_role_credentials(lab: Lab, tmp_path: Path) -> None:
         return {"method": "assume_role", "role_arn": f"arn:aws:iam::{ACCOUNT}:role/{role}", "source": static}
 
     env = _environment(tmp_path, lab.server.url, lab.workload, credentials=assumed("app-reader"))
-    result = _observe(CallerIdentity(), {}, _context(env, "whoami-as-role"))
+    result = observe(CallerIdentity(), {}, context(env, "whoami-as-role"))
     assert isinstance(result, ProbeResult)
     assert result.grant.identity == f"arn:aws:sts::{ACCOUNT}:assumed-role/app-reader/parityprobe"
     # The environment's own identity failing is no verdict on the step: a harness error, not a denial.
     env = _environment(tmp_path, lab.server.url, lab.workload, credentials=assumed("break-glass"))
-    failure = _observe(CallerIdentity(), {}, _context(env, "whoami-as-break-glass"))
+    failure = observe(CallerIdentity(), {}, context(env, "whoami-as-break-glass"))
     assert isinstance(failure, Failure)
     assert (failure.outcome, failure.error_kind) == (Outcome.ERROR, ErrorKind.HARNESS_ERROR)
     assert "AccessDenied" in failure.reason
@@ -348,10 +331,10 @@ def _agents_received(lab: Lab) -> list[str]:
 
 def test_user_agent_carries_the_current_step(workload_env: Environment, lab: Lab) -> None:
     shared = ClientCache()
-    first, second = _context(workload_env, "ua-first", shared), _context(workload_env, "ua-second", shared)
+    first, second = context(workload_env, "ua-first", shared), context(workload_env, "ua-second", shared)
     assert client(first, "sts") is client(second, "sts")  # one cached client for both steps
     for ctx in (first, second):
-        result = _observe(CallerIdentity(), {}, ctx)
+        result = observe(CallerIdentity(), {}, ctx)
         assert isinstance(result, ProbeResult)  # the signature still verifies with the header changed
     agents = _agents_received(lab)
     with_first = [agent for agent in agents if agent.endswith(f" pp-cid/{first.correlation_id}")]

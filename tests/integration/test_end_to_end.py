@@ -17,7 +17,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from parityprobe.lab.lab import LabState
+from parityprobe.lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
@@ -257,3 +257,12 @@ def test_usage_errors_exit_2_without_traceback(lab: LabState) -> None:
     ):
         result = cli(*args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(lab: LabState) -> None:
+    before = audit_sizes(lab)
+    result = cli("run", "--dry-run", "--environments", lab.environments_file, SCENARIOS)
+    assert result.code == 0, result.err
+    assert "step read-other-team: vault.kv_read [read, expect denied]" in result.out
+    assert "dry run: nothing was executed" in result.out
+    assert audit_sizes(lab) == before

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ import yaml
 
 from parityprobe.config.environments import Environment, EnvironmentsFile
 from parityprobe.errors import InputError, LabError
-from parityprobe.lab.lab import LabState, down, status, up
+from parityprobe.lab.lab import down, status, up
 from parityprobe.lab.profile import DEFAULT_PROFILE, load_profile
-from parityprobe.lab.servers import pid_alive
+from parityprobe.lab.servers import ServerProcess, pid_alive, start_moto
+from parityprobe.lab.state import LabState, read_state
 
 pytestmark = pytest.mark.lab
 
@@ -320,6 +322,57 @@ def test_sigterm_brings_the_lab_down(tmp_path: Path) -> None:
             down(directory)
     assert not _server_processes(directory)
     assert status(directory) is None
+
+
+def test_a_starter_killed_while_servers_start_leaves_no_server_unrecorded(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from parityprobe.lab.lab import up
+        up(Path({str(directory)!r}), Path({str(_solo_profile(tmp_path / "solo.yaml"))!r}))
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        # Both servers are spawned at once and recorded as they are spawned, so the kill below usually lands
+        # during moto's readiness wait (test_a_server_log_is_private_and_on_spawn_comes_before_ready shows
+        # the hook runs before a server listens; this test only asks that nothing escapes the record).
+        deadline = time.monotonic() + 60
+        while (state := read_state(directory)) is None or len(state.servers) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the lab never recorded its servers"
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(timeout=10)
+        recorded = read_state(directory)
+        assert recorded is not None
+        assert set(_server_processes(directory)) <= {s.pid for s in recorded.servers}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        down(directory)
+    assert not _server_processes(directory)
+    assert status(directory) is None
+
+
+# --- servers ---------------------------------------------------------------------------------------------
+
+
+def test_a_server_log_is_private_and_on_spawn_comes_before_ready(tmp_path: Path) -> None:
+    log = tmp_path / "moto.log"
+    log.write_text("an older, readable log\n")
+    log.chmod(0o644)
+    spawned: list[tuple[ServerProcess, bool, int]] = []
+
+    def on_spawn(server: ServerProcess) -> None:
+        spawned.append((server, _port_closed(server.port), stat.S_IMODE(server.log_path.stat().st_mode)))
+
+    server = start_moto(tmp_path, "123456789012", on_spawn=on_spawn)
+    try:
+        assert spawned[-1] == (server, True, 0o600)  # the last attempt is the server, seen before it listened
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600 and "older" not in log.read_text()
+    finally:
+        server.stop()
 
 
 # --- bad profiles ----------------------------------------------------------------------------------------

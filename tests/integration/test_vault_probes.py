@@ -6,7 +6,7 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,17 +17,25 @@ import pytest
 from parityprobe.config.environments import Environment, EnvironmentsFile, VaultApprole
 from parityprobe.lab.servers import ServerProcess, free_port
 from parityprobe.model import ErrorKind, Grant, Outcome
-from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
+from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult
 from parityprobe.probes.vault.client import TOKEN_KEY, connection
 from parityprobe.probes.vault.kv import KvRead
 from parityprobe.probes.vault.login import ApproleLogin
 from parityprobe.probes.vault.token import TokenLookup
-from parityprobe.redact import Redactor
 from parityprobe.secret import Secret
+from tests.probe_support import observe, probe_context
 
 pytestmark = pytest.mark.lab
 
 RUN = secrets.token_hex(4)
+
+
+def context(
+    env: Environment, step: str, clients: ClientCache | None = None, seconds: float = 30
+) -> ProbeContext:
+    return probe_context(env, step, clients, seconds, run=RUN)
+
+
 LOGIN, LOOKUP, KV = ApproleLogin(), TokenLookup(), KvRead()
 
 
@@ -98,30 +106,6 @@ def lab(openbao: tuple[ServerProcess, Secret], tmp_path_factory: pytest.TempPath
 
 def _write(admin: Any, mount: str, path: str, data: dict[str, object]) -> None:
     admin.secrets.kv.v2.create_or_update_secret(path, data, mount_point=mount)
-
-
-def context(
-    env: Environment, step: str, clients: ClientCache | None = None, seconds: float = 30
-) -> ProbeContext:
-    return ProbeContext(
-        environment=env,
-        correlation_id=f"pp-{RUN}-{step}",
-        deadline=time.monotonic() + seconds,
-        timer=Timer(),
-        redactor=Redactor(),
-        clients=clients if clients is not None else ClientCache(),
-    )
-
-
-def observe(probe: Probe, params: Mapping[str, object], ctx: ProbeContext) -> ProbeResult | Failure:
-    """What the runner does: bind the parameters, run, translate whatever is raised."""
-    bound = probe.Params.model_validate(params)
-    try:
-        return probe.run(bound, ctx)
-    except Exception as exc:
-        failure = probe.translate(exc)
-        assert failure is not None, f"untranslated {exc!r}"
-        return failure
 
 
 def login(lab: Lab, step: str = "login") -> ProbeResult:

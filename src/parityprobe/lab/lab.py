@@ -2,11 +2,11 @@
 
 Per environment of the profile: one OpenBao dev server and one moto server (its own AWS account) on free
 loopback ports, and an entry in ``<directory>/environments.yaml``, which parityprobe uses exactly as one
-written for real infrastructure. The CLI's default directory is :data:`DEFAULT_DIRECTORY`; give the lab a
-directory of its own::
+written for real infrastructure. The CLI's default directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`;
+give the lab a directory of its own::
 
     environments.yaml        connections, vars, tier, safety; secrets only as {file: ...} references
-    lab-state.json           per environment: server kinds, pids, ports, logs (no secrets)
+    lab-state.json           per environment: server kinds, pids, ports, logs (no secrets); see :mod:`.state`
     <env>/secrets/           0600 files: the workload's credentials, which environments.yaml refers to, and
                              the root token and lab admin key, which nothing reads back (they are there
                              for poking at the lab by hand); removed by ``down``
@@ -16,15 +16,12 @@ directory of its own::
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
 from types import FrameType
@@ -37,119 +34,24 @@ from parityprobe.errors import LabError
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
 from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
 from parityprobe.lab.seed_vault import VaultSeed, seed_vault
-from parityprobe.lab.servers import ServerProcess, pid_alive, start_moto, start_openbao, stop_pid
+from parityprobe.lab.servers import start_moto, start_openbao, stop_pid
+from parityprobe.lab.state import (
+    LabState,
+    LabStatus,
+    Recorder,
+    ServerRecord,
+    forget_state,
+    lab_lock,
+    read_state,
+)
 from parityprobe.secret import Secret
 
-DEFAULT_DIRECTORY = Path(".parityprobe/lab")
-ENVIRONMENTS_FILE = "environments.yaml"
-STATE_FILE = "lab-state.json"
-_STATE_FORMAT = 1
+__all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too: the CLI imports it from here
+
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
     | {"aws-admin-access-key-id", "aws-admin-secret-access-key"}
 )
-
-
-@dataclass(frozen=True)
-class ServerRecord:
-    """One server of a lab, as the state file records it."""
-
-    environment: str
-    kind: str
-    pid: int
-    port: int
-    log_path: Path
-    start_ticks: int | None = None  # so that a pid recycled by an unrelated process is never taken for ours
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        """Still running, and still the process the lab started."""
-        same = self.start_ticks is None or _start_ticks(self.pid) == self.start_ticks
-        return pid_alive(self.pid) and same
-
-
-@dataclass(frozen=True)
-class LabState:
-    """A lab: its directory, profile, servers and audit logs. Holds no secret."""
-
-    directory: Path
-    profile: Path
-    servers: tuple[ServerRecord, ...] = ()
-    audit_logs: Mapping[str, Path] = field(default_factory=dict)
-
-    @property
-    def environments_file(self) -> Path:
-        return self.directory / ENVIRONMENTS_FILE
-
-    @property
-    def environments(self) -> list[str]:
-        return list(dict.fromkeys(s.environment for s in self.servers))
-
-    def server(self, environment: str, kind: str) -> ServerRecord:
-        """The ``kind`` server (``openbao`` or ``moto``) of ``environment``."""
-        for s in self.servers:
-            if (s.environment, s.kind) == (environment, kind):
-                return s
-        raise KeyError(f"no {kind} server in lab environment {environment!r}")
-
-    def to_json(self) -> str:
-        environments: dict[str, Any] = {}
-        for s in self.servers:
-            env = environments.setdefault(s.environment, {"servers": {}})
-            env["servers"][s.kind] = {"pid": s.pid, "port": s.port, "url": s.url, "log": str(s.log_path)}
-            env["servers"][s.kind]["start_ticks"] = s.start_ticks
-            if s.environment in self.audit_logs:
-                env["audit_log"] = str(self.audit_logs[s.environment])
-        paths = {"profile": str(self.profile), "environments_file": str(self.environments_file)}
-        return json.dumps({"format": _STATE_FORMAT, **paths, "environments": environments}, indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, directory: Path, text: str) -> LabState:
-        data = json.loads(text)
-        if data.get("format") != _STATE_FORMAT:
-            raise ValueError(f"unknown format {data.get('format')!r}")
-        envs = data["environments"]
-        servers = tuple(
-            ServerRecord(env, kind, int(s["pid"]), int(s["port"]), Path(s["log"]), s.get("start_ticks"))
-            for env, entry in envs.items()
-            for kind, s in entry["servers"].items()
-        )
-        audit_logs = {env: Path(e["audit_log"]) for env, e in envs.items() if "audit_log" in e}
-        return cls(directory, Path(data["profile"]), servers, audit_logs)
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    """Whether one lab server is alive, and where it listens."""
-
-    environment: str
-    kind: str
-    pid: int
-    url: str
-    alive: bool
-
-
-@dataclass(frozen=True)
-class LabStatus:
-    """The servers of a lab and whether each is alive."""
-
-    state: LabState
-    servers: tuple[ServerStatus, ...]
-
-    @classmethod
-    def of(cls, state: LabState) -> LabStatus:
-        """Look at every server of ``state`` now."""
-        return cls(
-            state, tuple(ServerStatus(s.environment, s.kind, s.pid, s.url, s.alive()) for s in state.servers)
-        )
-
-    @property
-    def running(self) -> bool:
-        """Every server is alive."""
-        return bool(self.servers) and all(s.alive for s in self.servers)
 
 
 def up(directory: Path, profile: Path | None = None) -> LabState:
@@ -162,15 +64,15 @@ def up(directory: Path, profile: Path | None = None) -> LabState:
     profile_path = (profile or DEFAULT_PROFILE).resolve()
     environments = load_profile(profile_path).environments
     directory.mkdir(parents=True, exist_ok=True)
-    with _lab_lock(directory):
-        existing = _read_state(directory)
+    with lab_lock(directory):
+        existing = read_state(directory)
         if existing is not None:
             if any(s.alive() for s in existing.servers):
                 raise LabError(
                     f"a lab is already running in {directory}; stop it with 'parityprobe lab down'"
                 )
             _forget(existing)  # a previous lab whose servers have died
-        recorder = _Recorder(LabState(directory, profile_path))
+        recorder = Recorder(LabState(directory, profile_path))
         try:
             _bring_up(environments, recorder)
         except BaseException as exc:
@@ -191,8 +93,8 @@ def down(directory: Path) -> list[str]:
     directory = directory.resolve()
     if not directory.is_dir():
         return []
-    with _lab_lock(directory), _signals_held():
-        state = _read_state(directory)
+    with lab_lock(directory), _signals_held():
+        state = read_state(directory)
         if state is None:
             return []
         stopped = _stop_servers(state.servers)
@@ -205,7 +107,7 @@ def down(directory: Path) -> list[str]:
 
 def status(directory: Path) -> LabStatus | None:
     """Which servers of the lab in ``directory`` are alive, and where; None when there is no lab."""
-    state = _read_state(directory.resolve())
+    state = read_state(directory.resolve())
     return None if state is None else LabStatus.of(state)
 
 
@@ -220,24 +122,30 @@ def running_lab(directory: Path, profile: Path | None = None) -> Iterator[LabSta
             down(directory)
 
 
-def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: _Recorder) -> None:
+def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder) -> None:
     directory = recorder.state.directory
     tokens = {name: Secret(token_urlsafe(24), f"{name} vault root token") for name in environments}
     for name in environments:
         # A SIEM reading the audit log must see this lab's events only.
         (directory / name / "vault-audit.log").unlink(missing_ok=True)
         _write_secret(directory, name, "root-token", tokens[name])
-        _private_file(directory / name / "openbao" / "openbao.log")  # the dev server prints its root token
 
     def vault(name: str) -> VaultSeed:
         audit_log = directory / name / "vault-audit.log"
-        server = start_openbao(directory / name / "openbao", tokens[name], audit_log=audit_log)
-        recorder.add(name, server, audit_log)
+        server = start_openbao(
+            directory / name / "openbao",
+            tokens[name],
+            audit_log=audit_log,
+            on_spawn=lambda spawned: recorder.add(name, spawned, audit_log),
+        )
         return seed_vault(server.url, tokens[name], environments[name].vault)
 
     def aws(name: str) -> AwsSeed:
-        server = start_moto(directory / name / "moto", environments[name].account_id)
-        recorder.add(name, server)
+        server = start_moto(
+            directory / name / "moto",
+            environments[name].account_id,
+            on_spawn=lambda spawned: recorder.add(name, spawned),
+        )
         return seed_aws(server.url, environments[name].aws)
 
     pool = ThreadPoolExecutor(max_workers=2 * len(environments), thread_name_prefix="parityprobe-lab")
@@ -294,41 +202,9 @@ def _environment_entry(
     }
 
 
-class _Recorder:
-    """Writes each server to the state file the moment it has started, so that even a lab whose starter
-    was killed outright (SIGKILL) can still be stopped by ``down``."""
-
-    def __init__(self, state: LabState) -> None:
-        self._lock = threading.Lock()
-        self.state = state
-
-    def add(self, environment: str, server: ServerProcess, audit_log: Path | None = None) -> None:
-        ticks = _start_ticks(server.pid)
-        record = ServerRecord(environment, server.kind, server.pid, server.port, server.log_path, ticks)
-        with self._lock:
-            logs = {**self.state.audit_logs, **({environment: audit_log} if audit_log else {})}
-            self.state = LabState(
-                self.state.directory, self.state.profile, (*self.state.servers, record), logs
-            )
-            path = self.state.directory / STATE_FILE
-            path.with_suffix(".tmp").write_text(self.state.to_json(), encoding="utf-8")
-            path.with_suffix(".tmp").replace(path)  # atomic: a reader never sees half a state
-
-
-def _read_state(directory: Path) -> LabState | None:
-    try:
-        text = (directory / STATE_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        return LabState.from_json(directory, text)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LabError(f"unreadable lab state {directory / STATE_FILE}: {exc}") from None
-
-
 def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
     """Remove what only makes sense while the servers run (only files the lab writes); keep the logs."""
-    (state.directory / STATE_FILE).unlink(missing_ok=True)
+    forget_state(state.directory)
     state.environments_file.unlink(missing_ok=True)
     for name in {*state.environments, *environments}:
         folder = state.directory / name / "secrets"
@@ -346,26 +222,6 @@ def _stop_servers(servers: Iterable[ServerRecord]) -> list[ServerRecord]:
     return running
 
 
-@contextmanager
-def _lab_lock(directory: Path) -> Iterator[None]:
-    """One ``up`` or ``down`` at a time per lab directory."""
-    with (directory / ".lock").open("a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LabError(f"another parityprobe is starting or stopping the lab in {directory}") from None
-        yield  # closing the file releases the lock
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux); None where /proc cannot tell."""
-    try:
-        # Field 22; field 2, the command name in parentheses, may contain spaces.
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _write_secret(directory: Path, environment: str, label: str, secret: Secret) -> dict[str, str]:
     """Write one secret to a 0600 file; the ``{file: ...}`` reference to it, relative to ``directory``."""
     path = directory / environment / "secrets" / label
@@ -376,7 +232,7 @@ def _write_secret(directory: Path, environment: str, label: str, secret: Secret)
 
 
 def _private_file(path: Path) -> None:
-    """An empty file with mode 0600; writers that reopen it (servers.py's log) keep the mode."""
+    """An empty file with mode 0600; a writer that reopens it keeps the mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     path.chmod(0o600)  # the mode given to open applies only to a file it creates

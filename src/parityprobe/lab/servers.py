@@ -6,6 +6,7 @@ which then stops the servers itself, in order, instead of leaving half of them r
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,11 +101,17 @@ def bao_binary() -> str:
     return found
 
 
-def start_openbao(workdir: Path, root_token: Secret, audit_log: Path | None = None) -> ServerProcess:
+def start_openbao(
+    workdir: Path,
+    root_token: Secret,
+    audit_log: Path | None = None,
+    on_spawn: Callable[[ServerProcess], None] | None = None,
+) -> ServerProcess:
     """An OpenBao dev server (in-memory storage, KV v2 at ``secret/``), ready to answer.
 
     With ``audit_log``, a file audit device writes one JSON line per request and response there. OpenBao
-    refuses to enable audit devices through the API, so it is declared in a config file.
+    refuses to enable audit devices through the API, so it is declared in a config file. ``on_spawn`` is
+    called as for :func:`start_moto`.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     extra: list[str] = []
@@ -124,18 +132,25 @@ def start_openbao(workdir: Path, root_token: Secret, audit_log: Path | None = No
 
     # The root token goes through the environment, not argv, so it never shows in a process listing.
     env = {"BAO_DEV_ROOT_TOKEN_ID": root_token.reveal(), "HOME": str(workdir)}
-    return _start("openbao", command, env, workdir / "openbao.log", "/v1/sys/health")
+    return _start("openbao", command, env, workdir / "openbao.log", "/v1/sys/health", on_spawn)
 
 
-def start_moto(workdir: Path, account_id: str) -> ServerProcess:
-    """A moto server answering as AWS account ``account_id`` (IAM enforcement is switched on later)."""
+def start_moto(
+    workdir: Path, account_id: str, on_spawn: Callable[[ServerProcess], None] | None = None
+) -> ServerProcess:
+    """A moto server answering as AWS account ``account_id`` (IAM enforcement is switched on later).
+
+    ``on_spawn`` is called with every process started, the moment it is started, before it is ready: a
+    failed attempt (say, another process took the port first) is stopped before the next one is spawned.
+    When ``on_spawn`` raises, the process is stopped and the exception propagates.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
 
     def command(port: int) -> list[str]:
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
 
     env = {"MOTO_ACCOUNT_ID": account_id}
-    return _start("moto", command, env, workdir / "moto.log", "/moto-api/")
+    return _start("moto", command, env, workdir / "moto.log", "/moto-api/", on_spawn)
 
 
 def _start(
@@ -144,12 +159,13 @@ def _start(
     extra_env: Mapping[str, str],
     log_path: Path,
     ready_path: str,
+    on_spawn: Callable[[ServerProcess], None] | None = None,
 ) -> ServerProcess:
     env = {**os.environ, **extra_env}
     last_log = ""
     for _ in range(_START_ATTEMPTS):
         port = free_port()
-        with log_path.open("wb") as log:
+        with _private_log(log_path) as log:
             proc = subprocess.Popen(
                 command(port),
                 stdin=subprocess.DEVNULL,
@@ -159,11 +175,26 @@ def _start(
                 start_new_session=True,
             )
         server = ServerProcess(kind, proc.pid, port, log_path)
-        if _wait_ready(proc, server.url + ready_path):
+        try:
+            if on_spawn is not None:
+                on_spawn(server)
+            ready = _wait_ready(proc, server.url + ready_path)
+        except BaseException:
+            server.stop()  # the caller never gets this server, so nobody else would stop it
+            raise
+        if ready:
             return server
-        server.stop()
+        server.stop()  # before the next attempt is spawned, so on_spawn may take that one for a replacement
         last_log = log_path.read_text(errors="replace")[-2000:]
     raise LabError(f"{kind} did not start after {_START_ATTEMPTS} attempts; last log:\n{last_log}")
+
+
+@contextmanager
+def _private_log(path: Path) -> Iterator[io.BufferedWriter]:
+    """``path`` emptied for writing, mode 0600: the OpenBao dev server prints its root token into its log."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
+        os.fchmod(log.fileno(), 0o600)  # the mode given to open applies only to a file it creates
+        yield log
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> bool:
