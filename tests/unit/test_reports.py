@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from parityprobe.config.durations import humanise
 from parityprobe.model import (
     Category,
     Comparison,
@@ -26,7 +27,6 @@ from parityprobe.model import (
 )
 from parityprobe.redact import Redactor
 from parityprobe.report import REPORT_SCHEMA, Format, render, render_json, render_terminal
-from parityprobe.report.terminal import format_ttl
 from parityprobe.secret import Secret
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -428,7 +428,7 @@ def test_terminal_humanises_ttl() -> None:
     out = render_terminal(build().report, Redactor(), width=160)
     assert "ttl 24h" in out and "ttl 59m 58s" in out and "ttl 1h" in out
     assert "86400" not in out
-    assert [format_ttl(s) for s in (86400, 3600, 3598, 61, 0, 90061)] == [
+    assert [humanise(s) for s in (86400, 3600, 3598, 61, 0, 90061)] == [
         "24h",
         "1h",
         "59m 58s",

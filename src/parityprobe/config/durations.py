@@ -28,15 +28,12 @@ def parse_duration(value: Any) -> int:
 
 
 def humanise(seconds: int) -> str:
-    """``86400`` → ``24h``, ``3599`` → ``59m 59s``."""
-    if seconds % 3600 == 0 and seconds:
-        return f"{seconds // 3600}h"
-    parts: list[str] = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(p for p in parts if not p.startswith("0") or len(parts) == 1)
+    """A duration as people say it: ``86400`` → ``24h``, ``3598`` → ``59m 58s``, ``0`` → ``0s``."""
+    if seconds <= 0:
+        return "0s"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return " ".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
 
 
 _JSON_SCHEMA = {

@@ -23,6 +23,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from parityprobe.config.durations import humanise
 from parityprobe.model import (
     Category,
     Comparison,
@@ -95,16 +96,6 @@ def render_terminal(report: Report, redactor: Redactor, *, color: bool = False, 
     return redactor.redact(text)
 
 
-def format_ttl(seconds: int) -> str:
-    """A TTL as people say it: ``24h``, ``1h``, ``59m 58s``, ``0s``."""
-    if seconds <= 0:
-        return "0s"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return " ".join(parts)
-
-
 def _comparison(comparison: Comparison, red: _Redact) -> list[RenderableType]:
     heading = comparison.scenario + (f" — {comparison.description}" if comparison.description else "")
     out: list[RenderableType] = [
@@ -147,7 +138,8 @@ def _cell(obs: Observation | None, red: _Redact) -> Text:
         text.append("\n" + red(f"{obs.latency_ms:.1f} ms"), "dim")
     for line in _grant_lines(obs.grant):
         text.append("\n" + red(line))
-    if obs.detail and obs.outcome is not Outcome.ALLOWED:
+    if obs.detail and obs.outcome is Outcome.ERROR:
+        # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
         # Redact before clipping: a clipped secret is no longer a whole match for the redactor.
         text.append("\n" + _clip(red(obs.detail)), "dim italic")
     return text
@@ -156,7 +148,7 @@ def _cell(obs: Observation | None, red: _Redact) -> Text:
 def _grant_lines(grant: Grant) -> list[str]:
     lines: list[str] = []
     if grant.ttl_seconds is not None:
-        lines.append(f"ttl {format_ttl(grant.ttl_seconds)}")
+        lines.append(f"ttl {humanise(grant.ttl_seconds)}")
     if grant.policies is not None:
         lines.append("policies " + (", ".join(sorted(grant.policies)) or "(none)"))
     if grant.identity is not None:
