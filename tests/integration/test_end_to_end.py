@@ -17,6 +17,7 @@ from pathlib import Path
 import hvac
 import pytest
 
+from parityprobe.lab.servers import free_port
 from parityprobe.lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,3 +267,33 @@ def test_dry_run_prints_the_plan_and_touches_nothing(lab: LabState) -> None:
     assert "step read-other-team: vault.kv_read [read, expect denied]" in result.out
     assert "dry run: nothing was executed" in result.out
     assert audit_sizes(lab) == before
+
+
+def test_an_unreachable_vault_is_inconclusive_never_parity(lab: LabState, tmp_path: Path) -> None:
+    closed = free_port()
+    production_vault = lab.server("production", "openbao").url
+    envs = tmp_path / "environments.yaml"
+    envs.write_text(lab.environments_file.read_text().replace(production_vault, f"http://127.0.0.1:{closed}"))
+    for entry in lab.environments_file.parent.iterdir():  # keep relative secret file references valid
+        if entry.is_dir():
+            (tmp_path / entry.name).symlink_to(entry)
+    scenario = tmp_path / "vault-login.yaml"
+    scenario.write_text(
+        "id: vault-login\nsteps:\n"
+        "  - {id: login, probe: vault.approle_login, expect: {outcome: allowed}, tolerance: {ttl: 2d}}\n"
+        "  - {id: lookup, probe: vault.token_lookup, with: {token: '${{ steps.login.outputs.token }}'},"
+        " tolerance: {ttl: 2d}}\n"
+        "  - {id: aws-identity, probe: aws.caller_identity, expect: {outcome: allowed}}\n"
+    )
+    result = cli("run", "--format", "json", "--environments", envs, scenario)
+    document = json.loads(result.out)
+    assert result.code == 3 and document["exit_code"] == 3, result.err
+    by_step = findings_by_step(document)
+    (login,) = by_step[("vault-login", "login")]
+    assert login["category"] == "inconclusive"
+    assert login["environments"]["production"] == "error: unreachable (connection failed)"
+    (lookup,) = by_step[("vault-login", "lookup")]
+    assert lookup["category"] == "inconclusive" and "skipped" in lookup["environments"]["production"]
+    assert ("vault-login", "aws-identity") not in by_step  # AWS still answered, and agreed
+    terminal = cli("run", "--no-color", "--environments", envs, scenario)
+    assert terminal.code == 3 and "INCONCLUSIVE" in terminal.out and "NO PARITY GAPS" not in terminal.out
