@@ -214,6 +214,18 @@ BAD_SCENARIOS = {
 }
 
 
+def edited_environments(lab: LabState, directory: Path, old: str, new: str) -> Path:
+    """A copy of the lab's environments file with one edit; its relative secret references still resolve."""
+    text = lab.environments_file.read_text()
+    assert old in text
+    copy = directory / "environments.yaml"
+    copy.write_text(text.replace(old, new, 1))
+    for entry in lab.environments_file.parent.iterdir():
+        if entry.is_dir():
+            (directory / entry.name).symlink_to(entry)
+    return copy
+
+
 def audit_sizes(lab: LabState) -> dict[str, int]:
     return {env: path.stat().st_size for env, path in lab.audit_logs.items()}
 
@@ -233,14 +245,9 @@ def test_bad_scenario_is_refused_before_any_action(lab: LabState, tmp_path: Path
 
 
 def test_missing_secret_variable_is_refused(lab: LabState, tmp_path: Path) -> None:
-    text = lab.environments_file.read_text()
-    first = re.search(r"secret_id:\s*\{?\s*file: [^\n}]+\}?", text)
+    first = re.search(r"secret_id:\s*\{?\s*file: [^\n}]+\}?", lab.environments_file.read_text())
     assert first is not None
-    envs = tmp_path / "environments.yaml"
-    envs.write_text(text.replace(first.group(0), "secret_id: {env: PP_TEST_UNSET_VARIABLE}", 1))
-    for link in lab.environments_file.parent.iterdir():  # keep relative secret file references valid
-        if link.is_dir():
-            (tmp_path / link.name).symlink_to(link)
+    envs = edited_environments(lab, tmp_path, first.group(0), "secret_id: {env: PP_TEST_UNSET_VARIABLE}")
     result = cli("run", "--environments", envs, SCENARIOS, env={"PP_TEST_UNSET_VARIABLE": ""})
     assert result.code == 2
     assert re.search(
@@ -272,11 +279,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(lab: LabState) -> None:
 def test_an_unreachable_vault_is_inconclusive_never_parity(lab: LabState, tmp_path: Path) -> None:
     closed = free_port()
     production_vault = lab.server("production", "openbao").url
-    envs = tmp_path / "environments.yaml"
-    envs.write_text(lab.environments_file.read_text().replace(production_vault, f"http://127.0.0.1:{closed}"))
-    for entry in lab.environments_file.parent.iterdir():  # keep relative secret file references valid
-        if entry.is_dir():
-            (tmp_path / entry.name).symlink_to(entry)
+    envs = edited_environments(lab, tmp_path, production_vault, f"http://127.0.0.1:{closed}")
     scenario = tmp_path / "vault-login.yaml"
     scenario.write_text(
         "id: vault-login\nsteps:\n"
