@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from parityprobe.lab.lab import running_lab
-from parityprobe.lab.servers import ServerProcess, start_moto, start_openbao
+from parityprobe.lab.servers import ServerProcess, start_openbao
 from parityprobe.lab.state import LabState
 from parityprobe.secret import Secret
 
@@ -24,14 +23,6 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     workdir = tmp_path_factory.mktemp("openbao")
     server = start_openbao(workdir, token, audit_log=workdir / "audit.log")
     yield server, token
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A bare moto server for account 123456789012, IAM enforcement off."""
-    server = start_moto(Path(tmp_path_factory.mktemp("moto")), "123456789012")
-    yield server
     server.stop()
 
 

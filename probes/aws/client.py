@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import boto3
@@ -46,20 +47,12 @@ _CID_SUFFIX = re.compile(rb" pp-cid/\S*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,@-]")
 
 
-class CorrelationHolder:
-    """The correlation id of the step now using this environment's clients.
-
-    The runner runs the steps of one environment one after another, so a single slot is enough; the
-    clients are built once and read it on every request.
-    """
-
-    __slots__ = ("current",)
-
-    def __init__(self) -> None:
-        self.current: str | None = None
+# The correlation id of the step this thread is running. Each probe call runs on its own worker thread, so
+# a call the runner abandoned at its deadline keeps its own step's id instead of taking the next step's.
+_CORRELATION: ContextVar[str | None] = ContextVar("parityprobe_aws_correlation", default=None)
 
 
-def _tag_user_agent(holder: CorrelationHolder) -> Callable[..., None]:
+def _tag_user_agent() -> Callable[..., None]:
     """A ``before-send`` handler appending the current correlation id to the User-Agent.
 
     ``before-send`` because the client rebuilds and replaces the User-Agent as the last
@@ -68,7 +61,7 @@ def _tag_user_agent(holder: CorrelationHolder) -> Callable[..., None]:
     """
 
     def handler(request: Any, **_: Any) -> None:
-        cid = holder.current
+        cid = _CORRELATION.get()
         if cid is None:
             return
         agent = request.headers.get("User-Agent") or b""
@@ -93,14 +86,12 @@ def client_config(settings: AwsSettings) -> Config:
     )
 
 
-def _new_client(
-    session: boto3.Session, service: str, settings: AwsSettings, holder: CorrelationHolder
-) -> Any:
+def _new_client(session: boto3.Session, service: str, settings: AwsSettings) -> Any:
     made: BaseClient = session.client(  # type: ignore[call-overload]
         service, config=client_config(settings), endpoint_url=settings.endpoint_url
     )
     made.meta.events.register(
-        f"before-send.{made.meta.service_model.service_id.hyphenize()}", _tag_user_agent(holder)
+        f"before-send.{made.meta.service_model.service_id.hyphenize()}", _tag_user_agent()
     )
     return made
 
@@ -133,12 +124,12 @@ def _base_session(credentials: AwsCredentials, region: str) -> boto3.Session:
     return boto3.Session(region_name=region)
 
 
-def build_session(settings: AwsSettings, holder: CorrelationHolder) -> boto3.Session:
+def build_session(settings: AwsSettings) -> boto3.Session:
     """The environment's session: default chain, profile, static keys, or a role assumed from one of them."""
     credentials = settings.credentials
     if not isinstance(credentials, AwsAssumeRoleCredentials):
         return _base_session(credentials, settings.region)
-    sts: STSClient = _new_client(_base_session(credentials.source, settings.region), "sts", settings, holder)
+    sts: STSClient = _new_client(_base_session(credentials.source, settings.region), "sts", settings)
     role = credentials.role_arn
     external = credentials.external_id
 
@@ -184,11 +175,9 @@ def client(ctx: ProbeContext, service: Service) -> Any:
     settings = ctx.environment.aws
     if settings is None:
         raise errors.AwsSetupError(f"environment {ctx.environment.name!r} has no aws settings")
-    holder = ctx.clients.get("aws:correlation", CorrelationHolder)
-    holder.current = ctx.correlation_id
-    # Separate lookups: ClientCache holds its lock while a factory runs, so factories must not nest.
-    session = ctx.clients.get("aws:session", lambda: build_session(settings, holder))
-    return ctx.clients.get(f"aws:client:{service}", lambda: _new_client(session, service, settings, holder))
+    _CORRELATION.set(ctx.correlation_id)
+    session = ctx.clients.get("aws:session", lambda: build_session(settings))
+    return ctx.clients.get(f"aws:client:{service}", lambda: _new_client(session, service, settings))
 
 
 class AwsProbe:

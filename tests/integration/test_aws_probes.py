@@ -1,7 +1,7 @@
 """The AWS probes against a real moto server with IAM enforcement on.
 
-The module owns its moto server: the enforcement switch is per server process, so it cannot share the
-session-wide bare ``moto`` fixture. The server records every request it receives (moto's recorder), which
+The module owns its moto server: the enforcement switch is per server process and these tests turn it on.
+The server records every request it receives (moto's recorder), which
 is how the tests see the User-Agent that actually reached it.
 """
 

@@ -16,7 +16,6 @@ give the lab a directory of its own::
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,7 +33,7 @@ from parityprobe.errors import LabError
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
 from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
 from parityprobe.lab.seed_vault import VaultSeed, seed_vault
-from parityprobe.lab.servers import start_moto, start_openbao, stop_pid
+from parityprobe.lab.servers import open_private, start_moto, start_openbao, stop_pid
 from parityprobe.lab.state import (
     LabState,
     LabStatus,
@@ -226,16 +225,9 @@ def _write_secret(directory: Path, environment: str, label: str, secret: Secret)
     """Write one secret to a 0600 file; the ``{file: ...}`` reference to it, relative to ``directory``."""
     path = directory / environment / "secrets" / label
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _private_file(path)
-    path.write_text(secret.reveal(), encoding="utf-8")
+    with open_private(path) as file:
+        file.write(secret.reveal().encode("utf-8"))
     return {"file": str(path.relative_to(directory))}
-
-
-def _private_file(path: Path) -> None:
-    """An empty file with mode 0600; a writer that reopens it keeps the mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    path.chmod(0o600)  # the mode given to open applies only to a file it creates
 
 
 def _in_main_thread() -> bool:

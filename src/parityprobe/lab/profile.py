@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -26,7 +25,8 @@ from pydantic import (
 
 from parityprobe.config.durations import Duration
 from parityprobe.config.environments import VarValue
-from parityprobe.config.yamlsource import Locator, PathPart, load_yaml, validation_problems
+from parityprobe.config.load import load_model
+from parityprobe.config.yamlsource import Locator, PathPart, validation_problems
 from parityprobe.errors import InputError, Problem
 from parityprobe.model import Tier
 
@@ -35,15 +35,11 @@ DEFAULT_PROFILE = Path(__file__).with_name("default_profile.yaml")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
-def _digits_to_str(value: Any) -> Any:
-    # An unquoted account id is read by YAML as a number.
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 Name = Annotated[str, StringConstraints(min_length=1)]
 # Environment names become directory names in the lab.
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
-AccountId = Annotated[str, BeforeValidator(_digits_to_str), StringConstraints(pattern=r"^\d{12}$")]
+# VarValue turns an unquoted account id, which YAML reads as a number, back into text.
+AccountId = Annotated[VarValue, StringConstraints(pattern=r"^\d{12}$")]
 StrOrList = str | list[str]
 
 
@@ -171,13 +167,7 @@ class LabProfile(_Input):
 
 def load_profile(path: Path) -> LabProfile:
     """Read, validate and resolve a profile; InputError naming file, line and field otherwise."""
-    data, locator = load_yaml(path)
-    if not isinstance(data, dict):
-        raise InputError([Problem(path, 1, None, "expected a mapping at the top of the lab profile")])
-    try:
-        profile = LabProfile.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(validation_problems(exc, locator)) from None
+    profile, locator = load_model(path, LabProfile)
     problems: list[Problem] = []
     resolved = {name: _resolve(name, env, locator, problems) for name, env in profile.environments.items()}
     if problems:

@@ -165,7 +165,7 @@ def _start(
     last_log = ""
     for _ in range(_START_ATTEMPTS):
         port = free_port()
-        with _private_log(log_path) as log:
+        with open_private(log_path) as log:
             proc = subprocess.Popen(
                 command(port),
                 stdin=subprocess.DEVNULL,
@@ -190,8 +190,8 @@ def _start(
 
 
 @contextmanager
-def _private_log(path: Path) -> Iterator[io.BufferedWriter]:
-    """``path`` emptied for writing, mode 0600: the OpenBao dev server prints its root token into its log."""
+def open_private(path: Path) -> Iterator[io.BufferedWriter]:
+    """``path`` emptied for writing, mode 0600 (also logs: the OpenBao dev server prints its root token)."""
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
         os.fchmod(log.fileno(), 0o600)  # the mode given to open applies only to a file it creates
         yield log

@@ -177,7 +177,7 @@ def report_document(report: Report, redactor: Redactor) -> dict[str, Json]:
     document: dict[str, object] = {
         "schema": SCHEMA_ID,
         "parityprobe_version": __version__,
-        "generated_at": _iso(report.generated_at),
+        "generated_at": iso_utc(report.generated_at),
         "exit_code": int(report.exit_code),
         "summary": {
             "scenarios": len(report.comparisons),
@@ -215,8 +215,8 @@ def _run(run: Run) -> dict[str, object]:
         "id": run.id,
         "scenario": run.scenario,
         "environment": run.environment,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "started_at": iso_utc(run.started_at),
+        "finished_at": iso_utc(run.finished_at),
         "observations": [_observation(obs) for obs in run.observations],
         "cleanup": [_observation(obs) for obs in run.cleanup],
     }
@@ -233,7 +233,7 @@ def _observation(obs: Observation) -> dict[str, object]:
         "reason": obs.reason,
         "detail": obs.detail,
         "latency_ms": obs.latency_ms,
-        "started_at": _iso(obs.started_at),
+        "started_at": iso_utc(obs.started_at),
         "grant": obs.grant.as_dict(),
         "outputs": _outputs(obs.outputs),
     }
@@ -244,7 +244,8 @@ def _outputs(outputs: Mapping[str, str | Secret]) -> dict[str, str]:
     return {name: MASK if isinstance(value, Secret) else value for name, value in outputs.items()}
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 in UTC; a naive timestamp (which the model should never hold) is taken to be UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -37,6 +36,7 @@ from parityprobe.model import (
     Severity,
 )
 from parityprobe.redact import Redactor
+from parityprobe.report.json_report import iso_utc
 
 _OUTCOME_STYLE = {
     Outcome.ALLOWED: "green",
@@ -81,7 +81,7 @@ def render_terminal(report: Report, redactor: Redactor, *, color: bool = False, 
         _environ={},
     )
     red = redactor.redact
-    console.print(Text(red(f"parityprobe report · generated {_utc(report.generated_at)}"), "dim"))
+    console.print(Text(red(f"parityprobe report · generated {iso_utc(report.generated_at)}"), "dim"))
     for comparison in report.comparisons:
         console.print()
         for renderable in _comparison(comparison, red):
@@ -232,11 +232,6 @@ def _undecided(findings: Iterable[Finding]) -> str:
     if len(places) > _VERDICT_STEPS_SHOWN:
         shown += f" and {len(places) - _VERDICT_STEPS_SHOWN} more"
     return shown
-
-
-def _utc(moment: datetime) -> str:
-    # Naive timestamps are taken as UTC, as in the JSON report.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 def _clip(text: str) -> str:
