@@ -31,6 +31,7 @@ class Echo:
     name: ClassVar[str] = "test.echo"
     Params: ClassVar[type[ProbeParams]] = EchoParams
     outputs: ClassVar[frozenset[str]] = frozenset({"value", "token", "correlation_id"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset({"token"})
     effect: ClassVar[Effect] = Effect.READ
     calls: ClassVar[list[tuple[str, EchoParams]]] = []
 

@@ -72,6 +72,7 @@ class CallerIdentity(AwsProbe):
     name = "aws.caller_identity"
     Params = NoParams
     outputs = frozenset({"account_id", "arn"})
+    secret_outputs = frozenset()
 
     def run(self, params: NoParams, ctx: ProbeContext) -> ProbeResult:
         sts = client(ctx, "sts")
@@ -110,6 +111,7 @@ class AssumeRole(AwsProbe):
     name = "aws.assume_role"
     Params = AssumeRoleParams
     outputs = frozenset({"access_key_id", "secret_access_key", "session_token"})
+    secret_outputs = outputs
 
     def run(self, params: AssumeRoleParams, ctx: ProbeContext) -> ProbeResult:
         sts = client(ctx, "sts")

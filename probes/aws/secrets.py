@@ -35,6 +35,7 @@ class SecretRead(AwsProbe):
     name = "aws.secret_read"
     Params = SecretReadParams
     outputs = frozenset({"value", "version_id"})
+    secret_outputs = frozenset({"value"})
 
     def run(self, params: SecretReadParams, ctx: ProbeContext) -> ProbeResult:
         secretsmanager = client(ctx, "secretsmanager")

@@ -44,6 +44,7 @@ class KvRead(VaultProbe):
     name: ClassVar[str] = "vault.kv_read"
     Params: ClassVar[type[ProbeParams]] = KvReadParams
     outputs: ClassVar[frozenset[str]] = frozenset({"version", "value"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset({"value"})
 
     def run(self, params: KvReadParams, ctx: ProbeContext) -> ProbeResult:
         """One read request; the timer covers it only (not an environment login before it)."""

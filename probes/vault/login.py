@@ -43,6 +43,7 @@ class ApproleLogin(VaultProbe):
     name: ClassVar[str] = "vault.approle_login"
     Params: ClassVar[type[ProbeParams]] = ApproleLoginParams
     outputs: ClassVar[frozenset[str]] = frozenset({"token", "accessor"})
+    secret_outputs: ClassVar[frozenset[str]] = outputs
 
     def run(self, params: ApproleLoginParams, ctx: ProbeContext) -> ProbeResult:
         """Log in once; the timer covers the login request only."""

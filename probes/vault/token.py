@@ -40,6 +40,7 @@ class TokenLookup(VaultProbe):
     name: ClassVar[str] = "vault.token_lookup"
     Params: ClassVar[type[ProbeParams]] = TokenLookupParams
     outputs: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
 
     def run(self, params: TokenLookupParams, ctx: ProbeContext) -> ProbeResult:
         """One lookup-self request; the timer covers it only (not an environment login before it)."""

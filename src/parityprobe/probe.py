@@ -127,12 +127,15 @@ class Probe(Protocol):
     """A probe class, registered under ``name`` in the ``parityprobe.probes`` entry-point group.
 
     ``Params`` is the model the step's ``with`` binds to; ``outputs`` names what later steps may
-    reference (``${{ steps.ID.outputs.NAME }}``); ``effect`` is the least effect a step using it has.
+    reference (``${{ steps.ID.outputs.NAME }}``), and ``secret_outputs`` which of them are always a
+    :class:`~parityprobe.secret.Secret` (validation refuses them anywhere but a secret parameter);
+    ``effect`` is the least effect a step using it has.
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[ProbeParams]]
     outputs: ClassVar[frozenset[str]]
+    secret_outputs: ClassVar[frozenset[str]]
     effect: ClassVar[Effect]
 
     def run(self, params: Any, ctx: ProbeContext) -> ProbeResult: ...

@@ -50,6 +50,12 @@ class ProbeRegistry:
             raise PluginError(f"probe {name!r} ({entry.value}) failed to load: {exc}") from exc
         if not isinstance(loaded, type) or getattr(loaded, "name", None) != name:
             raise PluginError(f"entry point {name!r} ({entry.value}) is not a probe class named {name!r}")
+        secret = getattr(loaded, "secret_outputs", None)
+        if not isinstance(secret, frozenset) or not secret <= getattr(loaded, "outputs", frozenset()):
+            # Checked at load, like a pluggy hookimpl: validation relies on it to keep secrets whole.
+            raise PluginError(
+                f"probe {name!r} ({entry.value}) must declare secret_outputs, a subset of its outputs"
+            )
         self._loaded[name] = loaded
         return loaded
 
