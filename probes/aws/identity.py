@@ -72,7 +72,7 @@ class CallerIdentity(AwsProbe):
     name = "aws.caller_identity"
     Params = NoParams
     outputs = frozenset({"account_id", "arn"})
-    secret_outputs = frozenset()
+    secret_outputs: frozenset[str] = frozenset()
 
     def run(self, params: NoParams, ctx: ProbeContext) -> ProbeResult:
         sts = client(ctx, "sts")

@@ -32,7 +32,7 @@ class S3GetObject(AwsProbe):
     name = "aws.s3_get_object"
     Params = S3GetObjectParams
     outputs = frozenset({"etag", "content_length"})
-    secret_outputs = frozenset()
+    secret_outputs: frozenset[str] = frozenset()
 
     def run(self, params: S3GetObjectParams, ctx: ProbeContext) -> ProbeResult:
         s3 = client(ctx, "s3")
