@@ -25,13 +25,14 @@ class S3GetObject(AwsProbe):
     """``s3:GetObject`` of ``bucket``/``key``, reading the body to the end and discarding it.
 
     The timer covers the call and the read: a reply whose body never arrives is not a success.
-    Grant: ``version`` = the object's VersionId, when the bucket is versioned.
-    Outputs: ``etag`` (as S3 returns it, quoted) and ``content_length`` (the bytes read), plain strings.
+    Grant: nothing beyond the decision (the caller's identity is ``aws.caller_identity``'s).
+    Outputs: ``etag`` (as S3 returns it, quoted), ``content_length`` (the bytes read) and ``version_id``
+    (empty unless the bucket is versioned; random per environment, so never compared), plain strings.
     """
 
     name = "aws.s3_get_object"
     Params = S3GetObjectParams
-    outputs = frozenset({"etag", "content_length"})
+    outputs = frozenset({"etag", "content_length", "version_id"})
     secret_outputs: frozenset[str] = frozenset()
 
     def run(self, params: S3GetObjectParams, ctx: ProbeContext) -> ProbeResult:
@@ -46,6 +47,12 @@ class S3GetObject(AwsProbe):
             finally:
                 body.close()
         return ProbeResult(
-            grant=Grant(version=reply.get("VersionId")),
-            outputs=MappingProxyType({"etag": reply.get("ETag", ""), "content_length": str(read)}),
+            grant=Grant(),
+            outputs=MappingProxyType(
+                {
+                    "etag": reply.get("ETag", ""),
+                    "content_length": str(read),
+                    "version_id": reply.get("VersionId", ""),
+                }
+            ),
         )

@@ -26,8 +26,8 @@ class SecretRead(AwsProbe):
 
     The stage is always sent: moto serves a stale default version after labels move, and on AWS it states
     exactly which version the step means.
-    Grant: ``version`` = the version's staging labels, sorted and comma-joined (``AWSCURRENT``); version
-    ids are random per environment and would never compare.
+    Grant: ``stages`` = the version's staging labels (``AWSCURRENT``); version ids are random per
+    environment and would never compare, so they are an output only.
     Outputs: ``value`` (:class:`Secret`: the SecretString, or for a binary secret its bytes in base64) and
     ``version_id`` (plain string).
     """
@@ -51,6 +51,6 @@ class SecretRead(AwsProbe):
             value = Secret(encoded, "aws secret value (base64)")
         stages = sorted(reply.get("VersionStages", []))
         return ProbeResult(
-            grant=Grant(version=",".join(stages) if stages else None),
+            grant=Grant(stages=frozenset(stages) if stages else None),
             outputs=MappingProxyType({"value": value, "version_id": reply["VersionId"]}),
         )

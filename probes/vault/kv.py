@@ -66,7 +66,7 @@ class KvRead(VaultProbe):
         body = required(reply, "data")
         version = _version(body.get("metadata"))
         outputs: dict[str, OutputValue] = {"version": version}
-        grant = Grant(version=version)
+        grant = Grant(version=_number(version))
         if params.field is None:
             return ProbeResult(grant=grant, outputs=MappingProxyType(outputs))
         data = mapping(body.get("data"))
@@ -90,12 +90,16 @@ def _gone_version(exc: hv.InvalidPath) -> ProbeResult | None:
         return None
     version = _version(metadata)
     outputs: dict[str, OutputValue] = {"version": version}
-    return ProbeResult(Outcome.NOT_FOUND, Grant(version=version), MappingProxyType(outputs), reason)
+    return ProbeResult(Outcome.NOT_FOUND, Grant(version=_number(version)), MappingProxyType(outputs), reason)
 
 
 def _version(metadata: Any) -> str:
     version = mapping(metadata).get("version")
     return str(version) if isinstance(version, int) else ""
+
+
+def _number(version: str) -> int | None:
+    return int(version) if version else None
 
 
 def _text(value: Any) -> str:

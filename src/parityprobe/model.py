@@ -10,8 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
+from parityprobe.grant import Grant
 from parityprobe.secret import Secret
+
+if TYPE_CHECKING:
+    from parityprobe.spec import EnvironmentFacts, ScenarioSpec
+
+__all__ = ["Grant"]  # re-exported: probes build their grants from here
 
 
 class Outcome(enum.Enum):
@@ -64,6 +71,7 @@ class Category(enum.Enum):
     LATENCY_MISMATCH = "latency_mismatch"
     EVIDENCE_GAP = "evidence_gap"
     CONFIG_DRIFT = "config_drift"
+    CLEANUP_FAILED = "cleanup_failed"
     INCONCLUSIVE = "inconclusive"
 
 
@@ -82,36 +90,6 @@ class Severity(enum.Enum):
 
 
 _SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """The access actually received, normalised so environments can be compared.
-
-    Every field is optional: a probe fills what its action reveals. ``identity`` is the principal the
-    target saw (an ARN, a Vault role), with per-call parts such as the correlation id already replaced.
-    """
-
-    ttl_seconds: int | None = None
-    policies: frozenset[str] | None = None
-    identity: str | None = None
-    renewable: bool | None = None
-    version: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        """The filled fields, JSON-ready (policies sorted)."""
-        out: dict[str, object] = {}
-        if self.ttl_seconds is not None:
-            out["ttl_seconds"] = self.ttl_seconds
-        if self.policies is not None:
-            out["policies"] = sorted(self.policies)
-        if self.identity is not None:
-            out["identity"] = self.identity
-        if self.renewable is not None:
-            out["renewable"] = self.renewable
-        if self.version is not None:
-            out["version"] = self.version
-        return out
 
 
 OutputValue = str | Secret
@@ -147,15 +125,27 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One scenario in one environment: its observations in step order, then its cleanup steps."""
+    """One scenario in one environment: its observations in step order, then its cleanup steps and undos.
+
+    A run carries the facts comparing needs (the scenario's spec, the environment's name, tier and vars),
+    so stored runs compare without the live configuration.
+    """
 
     id: str
-    scenario: str
-    environment: str
+    spec: ScenarioSpec
+    env: EnvironmentFacts
     started_at: datetime
     finished_at: datetime
     observations: tuple[Observation, ...]
     cleanup: tuple[Observation, ...] = ()
+
+    @property
+    def scenario(self) -> str:
+        return self.spec.id
+
+    @property
+    def environment(self) -> str:
+        return self.env.name
 
     def observation(self, step: str) -> Observation | None:
         for obs in self.observations:
@@ -182,15 +172,37 @@ class Finding:
 class Comparison:
     """The runs of one scenario across environments, paired step by step, and what comparing them found."""
 
-    scenario: str
-    description: str
-    steps: tuple[str, ...]
+    spec: ScenarioSpec
     runs: tuple[Run, ...]
     findings: tuple[Finding, ...]
 
     @property
+    def scenario(self) -> str:
+        return self.spec.id
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return tuple(step.id for step in self.spec.steps)
+
+    @property
     def environments(self) -> tuple[str, ...]:
         return tuple(run.environment for run in self.runs)
+
+    @property
+    def compared(self) -> bool:
+        """True when two or more environments ran, so their behaviour was compared."""
+        return len(self.runs) >= 2
+
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """Steps nothing judged: with one environment, those without an expectation; none otherwise."""
+        if self.compared:
+            return ()
+        return tuple(step.id for step in self.spec.steps if not step.expects_anything)
 
     def pairs(self) -> list[tuple[str, dict[str, Observation | None]]]:
         """For each step in scenario order: environment name → that environment's observation."""
@@ -218,11 +230,16 @@ class Report:
         return tuple(f for c in self.comparisons for f in c.findings)
 
     @property
+    def checked_nothing(self) -> bool:
+        """True when no step was judged at all: one environment and no step with an expectation."""
+        return all(len(c.unchecked) == len(c.steps) for c in self.comparisons)
+
+    @property
     def exit_code(self) -> ExitCode:
-        """0 no findings, 1 findings, 3 when every finding is inconclusive (no verdict either way)."""
+        """0 no findings, 1 findings, 3 when every finding is inconclusive or nothing was checked."""
         findings = self.findings
         if not findings:
-            return ExitCode.OK
+            return ExitCode.INCONCLUSIVE if self.checked_nothing else ExitCode.OK
         if all(f.category is Category.INCONCLUSIVE for f in findings):
             return ExitCode.INCONCLUSIVE
         return ExitCode.FINDINGS

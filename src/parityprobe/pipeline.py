@@ -1,17 +1,22 @@
-"""The flow of one invocation: load and validate everything, run, compare, and produce the report."""
+"""The flow of one invocation, as four visible steps: **plan** (load and validate everything), **run**
+(runs carry their recorded facts), **compare** (``compare(spec, runs)``, from those facts alone) and
+**report**. :func:`execute` composes them for ``run`` and ``demo``; the daemon runs and persists, and
+``compare --store`` compares what daemons in different environments stored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from parityprobe.compare.comparator import compare
 from parityprobe.config.load import load_environments, load_scenarios
 from parityprobe.config.plan import Plan, build_plan
-from parityprobe.model import Report
+from parityprobe.listeners import RunListener
+from parityprobe.model import Comparison, Report
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
-from parityprobe.runner import DEFAULT_STEP_TIMEOUT, Runner, utc_now
+from parityprobe.runner import DEFAULT_CONCURRENCY, DEFAULT_STEP_TIMEOUT, Runner, ScenarioRuns, utc_now
 
 
 def plan(
@@ -27,18 +32,25 @@ def plan(
     return build_plan(environments, scenarios, registry)
 
 
+def compare_all(results: Iterable[ScenarioRuns]) -> tuple[Comparison, ...]:
+    """Each scenario's runs compared, in the order given."""
+    return tuple(compare(result.spec, result.runs) for result in results)
+
+
 def execute(
     the_plan: Plan,
     redactor: Redactor,
     registry: ProbeRegistry,
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    listeners: tuple[RunListener, ...] = (),
 ) -> Report:
-    """Run the plan in every environment and compare the runs, scenario by scenario."""
-    runner = Runner(registry, redactor, step_timeout=step_timeout)
-    comparisons = tuple(
-        compare(result.scenario, result.runs, the_plan.environments) for result in runner.run(the_plan)
+    """Run the plan in every environment, compare the runs scenario by scenario, and make the report."""
+    runner = Runner(
+        registry, redactor, step_timeout=step_timeout, concurrency=concurrency, listeners=listeners
     )
-    return Report(generated_at=utc_now(), comparisons=comparisons)
+    return Report(generated_at=utc_now(), comparisons=compare_all(runner.run(the_plan)))
 
 
 def describe(the_plan: Plan) -> str:

@@ -11,13 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from parityprobe.model import Effect, ErrorKind, Grant, Outcome, OutputValue
 from parityprobe.redact import Redactor
+from parityprobe.undo import JournalEntry, JsonScalar, RunJournal, Undo
 
 if TYPE_CHECKING:
     from parityprobe.config.environments import Environment
@@ -106,9 +108,23 @@ class ClientCache:
                 closer()
 
 
+@dataclass(frozen=True, slots=True)
+class Polled(Generic[T]):
+    """What :meth:`ProbeContext.poll` saw: the value (None when the condition never held), how long it
+    waited and how many times it asked."""
+
+    value: T | None
+    waited_seconds: float
+    attempts: int
+
+
 @dataclass(frozen=True)
 class ProbeContext:
-    """Everything a probe receives besides its parameters."""
+    """Everything a probe receives besides its parameters.
+
+    ``clock`` is the runner's (injectable) wall clock; ``journal`` takes undos recorded with
+    :meth:`record_undo`; ``sleep`` is what :meth:`poll` waits with (tests pass a fake).
+    """
 
     environment: Environment
     correlation_id: str
@@ -116,10 +132,57 @@ class ProbeContext:
     timer: Timer
     redactor: Redactor
     clients: ClientCache
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    journal: RunJournal | None = None
+    sleep: Callable[[float], None] = time.sleep
 
     def remaining(self) -> float:
         """Seconds left before the step's deadline (at least a small positive number)."""
         return max(0.05, self.deadline - time.monotonic())
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC, from the runner's clock."""
+        return self.clock()
+
+    def record_undo(self, description: str, probe: str, **params: JsonScalar) -> JournalEntry:
+        """Record, *before* an action that creates something, the probe call that removes it.
+
+        The runner runs it after the scenario's cleanup steps (the daemon also after a crash); resolve it
+        with :meth:`undo_not_needed` when the action turned out to create nothing.
+        """
+        if self.journal is None:
+            raise RuntimeError("this probe context has no undo journal")
+        return self.journal.record(self.now(), Undo(description, probe, MappingProxyType(dict(params))))
+
+    def undo_not_needed(self, entry: JournalEntry) -> None:
+        """The action was refused or created nothing: its undo must not run."""
+        if self.journal is not None:
+            self.journal.journal.resolve(entry.id)
+
+    def poll(
+        self,
+        until: Callable[[], T | None],
+        *,
+        within: float,
+        interval: float = 0.2,
+        backoff: float = 1.5,
+        max_interval: float = 2.0,
+    ) -> Polled[T]:
+        """Call ``until`` until it returns something other than None, for at most ``within`` seconds and
+        never past the step's deadline, waiting ``interval`` seconds (growing by ``backoff``) between
+        calls. Records how long the condition took to hold, e.g. for a rotation to take effect."""
+        start = time.monotonic()
+        stop = min(start + within, self.deadline)
+        attempts = 0
+        wait = interval
+        while True:
+            attempts += 1
+            value = until()
+            now = time.monotonic()
+            if value is not None or now >= stop:
+                return Polled(value, now - start, attempts)
+            self.sleep(min(wait, max(0.0, stop - now)))
+            wait = min(wait * backoff, max_interval)
 
 
 @runtime_checkable

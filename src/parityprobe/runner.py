@@ -2,7 +2,11 @@
 
 A probe's failure never aborts a run: the plane's ``translate`` turns a foreign exception into a verdict
 (denied, not found) or an ERROR with its kind; anything it does not know becomes ``harness_error``. A step
-whose inputs were not produced (the login it needs was denied) is SKIPPED. Cleanup steps always run.
+whose inputs were not produced (the login it needs was denied) is SKIPPED. Cleanup steps always run, then
+the undos probes recorded before their actions, most recent first.
+
+Within one environment, independent scenarios run concurrently up to ``concurrency``; the steps of one
+scenario always run in order, and results come back in plan order whatever finishes first.
 """
 
 from __future__ import annotations
@@ -13,24 +17,30 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 from pydantic import ValidationError
 
+from parityprobe.compare.cleanup import UNDO_PREFIX
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import Plan, PlannedScenario, PlannedStep
 from parityprobe.config.template import MissingOutput, Scope, TemplateError, render
+from parityprobe.listeners import Listeners, RunListener, RunStarted
 from parityprobe.model import ErrorKind, Grant, Observation, Outcome, OutputValue, Run
-from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult, Timer
+from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 from parityprobe.secret import Secret
+from parityprobe.spec import ScenarioSpec, environment_facts, scenario_spec
+from parityprobe.undo import JournalEntry, MemoryJournal, RunJournal, UndoJournal
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STEP_TIMEOUT = 30.0
+DEFAULT_CONCURRENCY = 4
 _DETAIL_LIMIT = 300
 
 
@@ -44,10 +54,20 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class ScenarioRuns:
-    """One planned scenario and its run in each environment, in the plan's environment order."""
+    """One scenario's spec and its run in each environment, in the plan's environment order."""
 
-    scenario: PlannedScenario
+    spec: ScenarioSpec
     runs: tuple[Run, ...]
+
+
+@dataclass
+class _Shared:
+    """What every execution of one :meth:`Runner.run` shares."""
+
+    calls: ThreadPoolExecutor
+    listeners: Listeners
+    journal: UndoJournal
+    probes: dict[type[Probe], Probe] = field(default_factory=dict)
 
 
 class Runner:
@@ -59,100 +79,161 @@ class Runner:
         redactor: Redactor,
         *,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
+        concurrency: int = DEFAULT_CONCURRENCY,
         clock: Callable[[], datetime] = utc_now,
         run_id: Callable[[], str] = new_run_id,
+        listeners: tuple[RunListener, ...] = (),
+        journal: UndoJournal | None = None,
     ) -> None:
-        self._registry = registry
-        self._redactor = redactor
-        self._step_timeout = step_timeout
-        self._clock = clock
-        self._run_id = run_id
+        self.registry = registry
+        self.redactor = redactor
+        self.step_timeout = step_timeout
+        self.concurrency = max(1, concurrency)
+        self.clock = clock
+        self.new_run_id = run_id
+        self._listeners = Listeners(listeners)
+        self._journal = journal if journal is not None else MemoryJournal()
 
     def run(self, plan: Plan) -> list[ScenarioRuns]:
-        caches = {env.name: ClientCache() for env in plan.environments}
+        envs = plan.environments
+        specs = [scenario_spec(s) for s in plan.scenarios]
+        caches = {env.name: ClientCache() for env in envs}
+        workers = len(envs) * self.concurrency
         # Probe calls run on their own threads so a hung call can be abandoned at its deadline.
-        with (
-            ThreadPoolExecutor(
-                max_workers=max(4, 4 * len(plan.environments)), thread_name_prefix="pp-probe"
-            ) as calls,
-            ThreadPoolExecutor(max_workers=len(plan.environments), thread_name_prefix="pp-env") as envs,
-        ):
+        with ThreadPoolExecutor(max(4, 2 * workers), thread_name_prefix="pp-probe") as calls:
+            shared = _Shared(calls, self._listeners, self._journal)
+            pools = {env.name: ThreadPoolExecutor(self.concurrency, f"pp-{env.name}") for env in envs}
             try:
-                results = []
-                for scenario in plan.scenarios:
-                    futures = [
-                        envs.submit(self._run_scenario, scenario, env, caches[env.name], calls)
-                        for env in plan.environments
+                futures = [
+                    [
+                        pools[env.name].submit(self._execute, planned, spec, env, caches[env.name], shared)
+                        for env in envs
                     ]
-                    results.append(ScenarioRuns(scenario, tuple(f.result() for f in futures)))
-                return results
+                    for planned, spec in zip(plan.scenarios, specs, strict=True)
+                ]
+                return [
+                    ScenarioRuns(spec, tuple(f.result() for f in row))
+                    for spec, row in zip(specs, futures, strict=True)
+                ]
             finally:
+                for pool in pools.values():
+                    pool.shutdown(wait=True)
                 for cache in caches.values():
                     cache.close()
 
-    def _run_scenario(
-        self, planned: PlannedScenario, env: Environment, cache: ClientCache, calls: ThreadPoolExecutor
+    def _execute(
+        self,
+        planned: PlannedScenario,
+        spec: ScenarioSpec,
+        env: Environment,
+        cache: ClientCache,
+        shared: _Shared,
     ) -> Run:
-        run_id = self._run_id()
-        started = self._clock()
-        outputs: dict[str, Mapping[str, OutputValue]] = {}
-        outcomes: dict[str, Observation] = {}
-        scope = Scope(env.name, env.vars, outputs)
+        return Execution(self, planned, spec, env, cache, shared).run()
+
+
+class Execution:
+    """One scenario in one environment: its run id, clients, template scope and what it has observed."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        planned: PlannedScenario,
+        spec: ScenarioSpec,
+        env: Environment,
+        cache: ClientCache,
+        shared: _Shared,
+    ) -> None:
+        self.runner = runner
+        self.planned = planned
+        self.env = env
+        self.cache = cache
+        self.shared = shared
+        self.run_id = runner.new_run_id()
+        self.journal = RunJournal(shared.journal, self.run_id, env.name)
+        self.started = RunStarted(self.run_id, spec, environment_facts(env), runner.clock())
+        self.outputs: dict[str, Mapping[str, OutputValue]] = {}
+        self.observed: dict[str, Observation] = {}
+        self.scope = Scope(env.name, env.vars, self.outputs)
+
+    def run(self) -> Run:
+        """Every step in order, then every cleanup step and pending undo, whatever happened before."""
+        listeners = self.shared.listeners
+        listeners.run_started(self.started)
         observations: list[Observation] = []
         cleanup: list[Observation] = []
         try:
-            for step in planned.steps:
-                obs = self._step(step, env, scope, outcomes, outputs, run_id, cache, calls)
-                observations.append(obs)
+            for planned in self.planned.steps:
+                observations.append(self.step(planned))
+                listeners.step_finished(self.started, observations[-1])
         finally:
-            for step in planned.cleanup:
-                cleanup.append(self._step(step, env, scope, outcomes, outputs, run_id, cache, calls))
-        return Run(
-            id=run_id,
-            scenario=planned.id,
-            environment=env.name,
-            started_at=started,
-            finished_at=self._clock(),
+            for planned in self.planned.cleanup:
+                cleanup.append(self.step(planned))
+                listeners.cleanup_finished(self.started, cleanup[-1])
+            for index, entry in enumerate(reversed(self.journal.pending()), start=1):
+                cleanup.append(self.undo(entry, index))
+                listeners.cleanup_finished(self.started, cleanup[-1])
+        run = Run(
+            id=self.run_id,
+            spec=self.started.spec,
+            env=self.started.env,
+            started_at=self.started.started_at,
+            finished_at=self.runner.clock(),
             observations=tuple(observations),
             cleanup=tuple(cleanup),
         )
+        listeners.run_finished(run)
+        return run
 
-    def _step(
-        self,
-        planned: PlannedStep,
-        env: Environment,
-        scope: Scope,
-        outcomes: dict[str, Observation],
-        outputs: dict[str, Mapping[str, OutputValue]],
-        run_id: str,
-        cache: ClientCache,
-        calls: ThreadPoolExecutor,
-    ) -> Observation:
+    def step(self, planned: PlannedStep) -> Observation:
+        """One step: prepare (safety, render, bind), then invoke (deadline, call, translate)."""
         step = planned.step
-        base = _ObservationFactory(step.id, step.probe, env.name, f"pp-{run_id}-{step.id}", self._clock())
-        obs = self._attempt(planned, env, scope, outcomes, base, cache, calls)
-        outcomes[step.id] = obs
-        outputs[step.id] = obs.outputs
-        log.debug("%s %s %s: %s", env.name, base.correlation_id, step.probe, obs.describe())
+        base = self._factory(step.id, step.probe)
+        prepared = self._prepare(planned, base)
+        if isinstance(prepared, Observation):
+            obs = prepared
+        else:
+            timeout = float(step.timeout) if step.timeout is not None else self.runner.step_timeout
+            obs = self._invoke(self._probe(planned.probe), prepared, base, timeout)
+        self.observed[step.id] = obs
+        self.outputs[step.id] = obs.outputs
+        log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
 
-    def _attempt(
-        self,
-        planned: PlannedStep,
-        env: Environment,
-        scope: Scope,
-        outcomes: Mapping[str, Observation],
-        base: _ObservationFactory,
-        cache: ClientCache,
-        calls: ThreadPoolExecutor,
-    ) -> Observation:
-        step = planned.step
-        if not env.safety.allows(planned.effect):
+    def undo(self, entry: JournalEntry, index: int) -> Observation:
+        """Run a recorded undo like a step. It is not checked against the environment's allowed effects:
+        it only removes what an allowed action created. Resolved when the thing is gone."""
+        base = self._factory(f"{UNDO_PREFIX}{index}", entry.undo.probe)
+        try:
+            probe = self._probe(self.runner.registry.probe_class(entry.undo.probe))
+            params = probe.Params.model_validate(dict(entry.undo.params))
+        except Exception as exc:  # an undo that cannot even be built is reported, never raised
+            return base.error(ErrorKind.HARNESS_ERROR, f"undo cannot run: {type(exc).__name__}: {exc}")
+        obs = self._invoke(probe, params, base, self.runner.step_timeout)
+        if obs.outcome in (Outcome.ALLOWED, Outcome.NOT_FOUND):
+            self.journal.journal.resolve(entry.id)
+        log.debug("%s undo %s (%s): %s", self.env.name, entry.id, entry.undo.description, obs.describe())
+        return obs
+
+    def _factory(self, step_id: str, probe: str) -> _ObservationFactory:
+        return _ObservationFactory(
+            step_id, probe, self.env.name, f"pp-{self.run_id}-{step_id}", self.runner.clock()
+        )
+
+    def _probe(self, cls: type[Probe]) -> Probe:
+        probes = self.shared.probes
+        if cls not in probes:
+            probes[cls] = cls()  # probes hold no per-run state: one instance serves every step
+        return probes[cls]
+
+    def _prepare(self, planned: PlannedStep, base: _ObservationFactory) -> Any:
+        """The bound parameters, or the observation that says why the step cannot run."""
+        if not self.env.safety.allows(planned.effect):
             return base.make(Outcome.SKIPPED, reason=f"effect {planned.effect.value} not allowed here")
         try:
-            rendered = render(step.with_, scope)
+            rendered = render(planned.step.with_, self.scope)
         except MissingOutput as exc:
-            source = outcomes.get(exc.ref.step)
+            source = self.observed.get(exc.ref.step)
             why = source.describe() if source is not None else "not run"
             return base.make(
                 Outcome.SKIPPED, reason=f"needs steps.{exc.ref.step}.outputs.{exc.ref.output} ({why})"
@@ -160,17 +241,25 @@ class Runner:
         except TemplateError as exc:
             return base.error(ErrorKind.HARNESS_ERROR, str(exc))
         try:
-            probe = self._registry.probe(step.probe)
-            params = probe.Params.model_validate(rendered)
+            return planned.probe.Params.model_validate(rendered)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             return base.error(ErrorKind.HARNESS_ERROR, f"invalid parameters: {first['loc']}: {first['msg']}")
-        timeout = float(step.timeout) if step.timeout is not None else self._step_timeout
+
+    def _invoke(self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float) -> Observation:
+        runner = self.runner
         ctx = ProbeContext(
-            env, base.correlation_id, time.monotonic() + timeout, Timer(), self._redactor, cache
+            self.env,
+            base.correlation_id,
+            time.monotonic() + timeout,
+            Timer(),
+            runner.redactor,
+            self.cache,
+            clock=runner.clock,
+            journal=self.journal,
         )
         start = time.perf_counter_ns()
-        future: Future[ProbeResult] = calls.submit(probe.run, params, ctx)
+        future: Future[ProbeResult] = self.shared.calls.submit(probe.run, params, ctx)
         try:
             result = future.result(timeout=timeout)
         except FutureTimeout:
@@ -181,7 +270,7 @@ class Runner:
         elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6
         for value in result.outputs.values():
             if isinstance(value, Secret):
-                self._redactor.register(value)
+                runner.redactor.register(value)
         return base.make(
             result.outcome,
             reason=result.reason,
@@ -197,7 +286,8 @@ class Runner:
         base: _ObservationFactory,
         latency_ms: float,
     ) -> Observation:
-        detail = self._redactor.redact(f"{type(exc).__name__}: {exc}")[:_DETAIL_LIMIT]
+        redact = self.runner.redactor.redact
+        detail = redact(f"{type(exc).__name__}: {exc}")[:_DETAIL_LIMIT]
         try:
             failure = translate(exc)
         except Exception as translate_exc:  # a broken translator must not take the run down either
@@ -209,7 +299,7 @@ class Runner:
         return base.make(
             failure.outcome,
             error_kind=failure.error_kind,
-            reason=self._redactor.redact(failure.reason),
+            reason=redact(failure.reason),
             detail=detail,
             latency_ms=latency,
         )

@@ -20,8 +20,16 @@ class Secret:
     def __init__(self, value: str, label: str = "secret") -> None:
         if not isinstance(value, str):
             raise TypeError("Secret wraps a str")
-        self._value = value
+        self._value: str | None = value
         self._label = label
+
+    @classmethod
+    def withheld(cls, label: str) -> Secret:
+        """A secret whose value was never recorded (read back from a report or a store): it has a label
+        and no value, and :meth:`reveal` refuses."""
+        secret = cls("", label)
+        secret._value = None
+        return secret
 
     @property
     def label(self) -> str:
@@ -30,6 +38,8 @@ class Secret:
 
     def reveal(self) -> str:
         """The plain value. Call it only at the point where the value is sent to its target."""
+        if self._value is None:
+            raise ValueError(f"the value of this {self._label} was not recorded")
         return self._value
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from parityprobe.model import (
     Run,
     Severity,
 )
+from parityprobe.spec import environment_facts, scenario_spec
 from tests.unit.test_plan import plan_for
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -48,8 +49,12 @@ def comparison(
     plan = plan_for(
         tmp_path, f"id: sc\nsteps:\n  - {{id: s1, probe: test.echo, expect: {expect}{extra}}}\n", ENVS
     )
-    runs = [Run(f"r-{o.environment}", "sc", o.environment, NOW, NOW, (o,)) for o in (staging, production)]
-    return compare(plan.scenarios[0], runs, plan.environments)
+    spec = scenario_spec(plan.scenarios[0])
+    facts = {env.name: environment_facts(env) for env in plan.environments}
+    runs = [
+        Run(f"r-{o.environment}", spec, facts[o.environment], NOW, NOW, (o,)) for o in (staging, production)
+    ]
+    return compare(spec, runs)
 
 
 def only(c: Comparison) -> tuple[Category, Severity, dict[str, str]]:

@@ -24,15 +24,28 @@ from parityprobe.model import (
     Report,
     Run,
     Severity,
+    Tier,
 )
 from parityprobe.redact import Redactor
 from parityprobe.report import REPORT_SCHEMA, Format, render, render_json, render_terminal
 from parityprobe.secret import Secret
+from parityprobe.spec import EnvironmentFacts, ScenarioSpec, StepSpec
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 ENVS = ("staging", "production")
 STEPS = ("login", "read-own", "read-other-team", "assume-break-glass", "read-after-rotate")
 ANSI = re.compile(r"\x1b\[")
+SPECS = {
+    "forbidden-calls": ScenarioSpec(
+        "forbidden-calls",
+        "digest-1",
+        "The payments workload reads its own secret and nothing else.",
+        tuple(StepSpec(s, "vault.kv_read", expect_outcome=Outcome.DENIED) for s in STEPS),
+    ),
+    "who-am-i": ScenarioSpec(
+        "who-am-i", "digest-2", "Caller identity", (StepSpec("caller-identity", "aws.caller_identity"),)
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -80,10 +93,11 @@ def finding(
 def run(
     env: str, scenario: str, observations: tuple[Observation, ...], cleanup: tuple[Observation, ...] = ()
 ) -> Run:
+    tier = Tier.PRODUCTION if env == "production" else Tier.STAGING
     return Run(
         id=f"run-{scenario}-{env}",
-        scenario=scenario,
-        environment=env,
+        spec=SPECS[scenario],
+        env=EnvironmentFacts(env, tier),
         started_at=T0,
         finished_at=T0 + timedelta(seconds=30),
         observations=observations,
@@ -110,7 +124,7 @@ def comparison(
             ),
             outputs={"token": token, "accessor": "acc-public-1"},
         ),
-        obs("staging", "read-own", Outcome.ALLOWED, latency_ms=3.0, grant=Grant(version="7")),
+        obs("staging", "read-own", Outcome.ALLOWED, latency_ms=3.0, grant=Grant(version=7)),
         obs("staging", "read-other-team", Outcome.ALLOWED, latency_ms=2.5),
         obs(
             "staging",
@@ -133,7 +147,7 @@ def comparison(
             grant=Grant(ttl_seconds=3598, policies=frozenset({"payments"}), identity="approle/payments"),
             outputs={"token": token},
         ),
-        obs("production", "read-own", Outcome.ALLOWED, latency_ms=4.0, grant=Grant(version="7")),
+        obs("production", "read-own", Outcome.ALLOWED, latency_ms=4.0, grant=Grant(version=7)),
         obs("production", "read-other-team", Outcome.DENIED, reason="permission denied", latency_ms=3.1),
         obs(
             "production",
@@ -156,9 +170,7 @@ def comparison(
         obs("production", "delete-lease", Outcome.NOT_FOUND),
     )
     return Comparison(
-        scenario="forbidden-calls",
-        description="The payments workload reads its own secret and nothing else.",
-        steps=STEPS,
+        spec=SPECS["forbidden-calls"],
         runs=(
             run("staging", "forbidden-calls", staging),
             run("production", "forbidden-calls", production, cleanup),
@@ -169,7 +181,6 @@ def comparison(
 
 def quiet_comparison() -> Comparison:
     """A second scenario where both environments agree."""
-    steps = ("caller-identity",)
     runs = tuple(
         run(
             env,
@@ -187,7 +198,7 @@ def quiet_comparison() -> Comparison:
         )
         for env in ENVS
     )
-    return Comparison(scenario="who-am-i", description="Caller identity", steps=steps, runs=runs, findings=())
+    return Comparison(spec=SPECS["who-am-i"], runs=runs, findings=())
 
 
 # Deliberately not in severity order, so sorting is what puts them in order.
@@ -357,7 +368,7 @@ def test_json_document_shape_and_types() -> None:
         "findings",
         "runs",
     ]
-    assert doc["schema"] == "parityprobe.report/v1"
+    assert doc["schema"] == "parityprobe.report/v2"
     assert doc["generated_at"] == "2025-03-01T12:00:00+00:00"
     assert doc["exit_code"] == int(fx.report.exit_code) == 1
     assert (

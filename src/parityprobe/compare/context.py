@@ -1,12 +1,11 @@
-"""What the comparison rules see for one step: each environment's observation and settings."""
+"""What the comparison rules see for one step: each environment's observation and recorded facts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parityprobe.config.environments import Environment
-from parityprobe.config.scenario import Step
 from parityprobe.model import Category, Finding, Observation, Severity
+from parityprobe.spec import EnvironmentFacts, StepSpec
 
 
 @dataclass(frozen=True)
@@ -14,11 +13,11 @@ class StepView:
     """One step across environments, in the plan's environment order."""
 
     scenario: str
-    step: Step
-    environments: tuple[Environment, ...]
+    step: StepSpec
+    environments: tuple[EnvironmentFacts, ...]
     observations: tuple[Observation, ...]
 
-    def pairs(self) -> list[tuple[Environment, Observation]]:
+    def pairs(self) -> list[tuple[EnvironmentFacts, Observation]]:
         return list(zip(self.environments, self.observations, strict=True))
 
     def outcomes(self) -> dict[str, str]:

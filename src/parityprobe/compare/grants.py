@@ -1,20 +1,29 @@
 """Rules on the access received: grant expectations (TTL bounds, policies) and differences between
-environments (TTL beyond tolerance, policy sets, identity after normalising each environment's vars)."""
+environments, field by field as :data:`~parityprobe.grant.GRANT_FIELDS` says (durations within tolerance,
+sets and flags equal, identity equal after normalising each environment's vars)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from parityprobe.compare import severity
 from parityprobe.compare.context import StepView
 from parityprobe.config.durations import humanise
+from parityprobe.grant import (
+    DEFAULT_TOLERANCE_RATIO,
+    DEFAULT_TOLERANCE_SECONDS,
+    FIELDS_BY_NAME,
+    GRANT_FIELDS,
+    GrantField,
+    Rule,
+    attribute_field,
+)
 from parityprobe.model import Category, Finding, Grant, Outcome
 
-# Environments legitimately differ by a few seconds of clock and request time; relative tolerance covers
-# the rest of the noise in long TTLs.
-DEFAULT_TTL_TOLERANCE_SECONDS = 60
-DEFAULT_TTL_TOLERANCE_RATIO = 0.10
 _MIN_VAR_LENGTH = 4
+_TTL = FIELDS_BY_NAME["ttl_seconds"]
+_POLICIES = FIELDS_BY_NAME["policies"]
 
 
 def _allowed(view: StepView) -> list[tuple[str, Grant, Mapping[str, str]]]:
@@ -23,38 +32,35 @@ def _allowed(view: StepView) -> list[tuple[str, Grant, Mapping[str, str]]]:
 
 def expectation_violations(view: StepView) -> tuple[list[Finding], set[str]]:
     """Grants outside the scenario's bounds, and the grant fields those findings cover."""
-    expect = view.step.expect
+    step = view.step
     findings: list[Finding] = []
     fields: set[str] = set()
     for name, grant, _ in _allowed(view):
-        if (
-            expect.ttl is not None
-            and grant.ttl_seconds is not None
-            and not expect.ttl.contains(grant.ttl_seconds)
-        ):
-            fields.add("ttl")
+        ttl = grant.ttl_seconds
+        if step.expect_ttl is not None and ttl is not None and not step.expect_ttl.contains(ttl):
+            fields.add(_TTL.name)
             bounds = " and ".join(
                 f"{label} {humanise(v)}"
-                for label, v in (("at least", expect.ttl.min), ("at most", expect.ttl.max))
+                for label, v in (("at least", step.expect_ttl.min), ("at most", step.expect_ttl.max))
                 if v is not None
             )
             findings.append(
                 view.finding(
                     Category.EXPECTATION_VIOLATION,
                     severity.GRANT,
-                    _values(view, _ttl),
-                    f"{name}: {view.step.probe} granted a TTL of {humanise(grant.ttl_seconds)}; "
+                    _values(view, _TTL),
+                    f"{name}: {step.probe} granted a TTL of {humanise(ttl)}; "
                     f"the scenario allows {bounds}",
-                    "Credentials that live longer than intended widen the window in which a leaked token "
-                    "is useful; a TTL that differs from production's hides expiry failures.",
+                    "Credentials that live longer than intended widen the window in which a leaked "
+                    "token is useful; a TTL that differs from production's hides expiry failures.",
                     field="ttl",
                 )
             )
-        if expect.policies is not None and grant.policies is not None:
-            missing = sorted(set(expect.policies.includes) - grant.policies)
-            extra = sorted(set(expect.policies.excludes) & grant.policies)
+        if grant.policies is not None:
+            missing = sorted(set(step.policies_include or ()) - grant.policies)
+            extra = sorted(set(step.policies_exclude or ()) & grant.policies)
             if missing or extra:
-                fields.add("policies")
+                fields.add(_POLICIES.name)
                 parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
                     [f"carries {', '.join(extra)}"] if extra else []
                 )
@@ -62,8 +68,8 @@ def expectation_violations(view: StepView) -> tuple[list[Finding], set[str]]:
                     view.finding(
                         Category.EXPECTATION_VIOLATION,
                         severity.GRANT,
-                        _values(view, _policies),
-                        f"{name}: the grant of {view.step.probe} {' and '.join(parts)}",
+                        _values(view, _POLICIES),
+                        f"{name}: the grant of {step.probe} {' and '.join(parts)}",
                         "The policies attached to the credential decide what it can reach.",
                         field="policies",
                     )
@@ -72,50 +78,50 @@ def expectation_violations(view: StepView) -> tuple[list[Finding], set[str]]:
 
 
 def mismatches(view: StepView, covered: set[str]) -> list[Finding]:
-    """Grant fields that differ between the environments that allowed the step."""
+    """Grant fields that differ between the environments that allowed the step, in table order."""
     allowed = _allowed(view)
     if len(allowed) < 2:
         return []
-    findings = []
-    ttls = [g.ttl_seconds for _, g, _ in allowed if g.ttl_seconds is not None]
-    if "ttl" not in covered and len(ttls) == len(allowed) and _ttl_differs(ttls, view.step.tolerance.ttl):
-        findings.append(
-            _mismatch(view, "ttl", _ttl, "granted TTLs differ", "Expiry and renewal behave differently.")
+    keys = sorted({key for _, grant, _ in allowed for key in grant.attributes})
+    descriptors = [*GRANT_FIELDS, *(attribute_field(key) for key in keys)]
+    return [
+        view.finding(
+            Category.GRANT_MISMATCH,
+            severity.GRANT,
+            _values(view, descriptor),
+            f"{view.step.probe}: {descriptor.differs}",
+            descriptor.why,
+            field=descriptor.label,
         )
-    policies = [g.policies for _, g, _ in allowed]
-    if "policies" not in covered and None not in policies and len(set(policies)) > 1:
-        findings.append(
-            _mismatch(
-                view,
-                "policies",
-                _policies,
-                "attached policies differ",
-                "The credentials reach different paths.",
-            )
-        )
-    identities = {normalise(g.identity, v) for _, g, v in allowed if g.identity is not None}
-    if len(identities) > 1:
-        findings.append(
-            _mismatch(
-                view,
-                "identity",
-                _identity,
-                "the identity received differs (after substituting each environment's vars)",
-                "The workload acts as a different principal; policies for one will not match the other.",
-            )
-        )
-    renewable = {g.renewable for _, g, _ in allowed if g.renewable is not None}
-    if len(renewable) > 1:
-        findings.append(
-            _mismatch(
-                view,
-                "renewable",
-                _renewable,
-                "renewability differs",
-                "A token renewable in one environment only hides renewal failures.",
-            )
-        )
-    return findings
+        for descriptor in descriptors
+        if descriptor.name not in covered and _differs(descriptor, allowed, view.step.ttl_tolerance)
+    ]
+
+
+def _differs(
+    descriptor: GrantField, allowed: list[tuple[str, Grant, Mapping[str, str]]], tolerance: int | None
+) -> bool:
+    if descriptor.rule is Rule.NONE:
+        return False
+    values = [_value(descriptor, grant) for _, grant, _ in allowed]
+    if descriptor.rule is Rule.IDENTITY:
+        present = {normalise(v, variables) for v, (_, _, variables) in zip(values, allowed, strict=True) if v}
+        return len(present) > 1
+    if descriptor.rule is Rule.TOLERANCE:
+        # A duration compares only when every environment reports it: a missing one is not a difference.
+        if any(v is None for v in values):
+            return False
+        return _beyond_tolerance(values, tolerance)
+    if descriptor.name == _POLICIES.name and any(v is None for v in values):
+        return False
+    present_values = [v for v in values if v is not None]
+    return len(set(present_values)) > 1
+
+
+def _value(descriptor: GrantField, grant: Grant) -> Any:
+    if descriptor.name.startswith("attributes."):
+        return grant.attributes.get(descriptor.label)
+    return getattr(grant, descriptor.name)
 
 
 def normalise(identity: str | None, variables: Mapping[str, str]) -> str | None:
@@ -128,49 +134,28 @@ def normalise(identity: str | None, variables: Mapping[str, str]) -> str | None:
     return identity
 
 
-def _ttl_differs(ttls: list[int], tolerance: int | None) -> bool:
-    low, high = min(ttls), max(ttls)
+def _beyond_tolerance(seconds: list[int], tolerance: int | None) -> bool:
+    low, high = min(seconds), max(seconds)
     allowed = (
         tolerance
         if tolerance is not None
-        else max(DEFAULT_TTL_TOLERANCE_SECONDS, int(high * DEFAULT_TTL_TOLERANCE_RATIO))
+        else max(DEFAULT_TOLERANCE_SECONDS, int(high * DEFAULT_TOLERANCE_RATIO))
     )
     return high - low > allowed
 
 
-Show = Callable[[Grant, Mapping[str, str]], str]
-
-
-def _ttl(grant: Grant, _: Mapping[str, str]) -> str:
-    return humanise(grant.ttl_seconds) if grant.ttl_seconds is not None else "-"
-
-
-def _policies(grant: Grant, _: Mapping[str, str]) -> str:
-    return ", ".join(sorted(grant.policies)) if grant.policies is not None else "-"
-
-
-def _identity(grant: Grant, variables: Mapping[str, str]) -> str:
-    return normalise(grant.identity, variables) or "-"
-
-
-def _renewable(grant: Grant, _: Mapping[str, str]) -> str:
-    return "-" if grant.renewable is None else str(grant.renewable).lower()
-
-
-def _values(view: StepView, show: Show) -> dict[str, str]:
+def _values(view: StepView, descriptor: GrantField) -> dict[str, str]:
     """Each environment's value of a grant field, or its decision where it was not allowed."""
-    return {
-        env.name: show(obs.grant, env.vars) if obs.outcome is Outcome.ALLOWED else obs.describe()
-        for env, obs in view.pairs()
-    }
-
-
-def _mismatch(view: StepView, field: str, show: Show, what: str, why: str) -> Finding:
-    return view.finding(
-        Category.GRANT_MISMATCH,
-        severity.GRANT,
-        _values(view, show),
-        f"{view.step.probe}: {what}",
-        why,
-        field=field,
-    )
+    out: dict[str, str] = {}
+    for env, obs in view.pairs():
+        if obs.outcome is not Outcome.ALLOWED:
+            out[env.name] = obs.describe()
+            continue
+        value = _value(descriptor, obs.grant)
+        if value is None:
+            out[env.name] = "-"
+        elif descriptor.rule is Rule.IDENTITY:
+            out[env.name] = normalise(value, env.vars) or "-"
+        else:
+            out[env.name] = descriptor.show(value)
+    return out

@@ -28,22 +28,21 @@ def inconclusive(view: StepView) -> list[Finding]:
 
 def expectation_violations(view: StepView) -> list[Finding]:
     """One finding per environment whose decision is not the one the scenario expects."""
-    expected_outcome = view.step.expect.outcome
-    if expected_outcome is None:
+    expected = view.step.expect_outcome
+    if expected is None:
         return []
-    expected = expected_outcome.outcome
     findings = []
     for env, obs in view.pairs():
         if not obs.outcome.is_verdict or obs.outcome is expected:
             continue
-        grade = severity.expectation(expected, obs.outcome, env.effective_tier)
+        grade = severity.expectation(expected, obs.outcome, env.tier)
         findings.append(
             view.finding(
                 Category.EXPECTATION_VIOLATION,
                 grade,
                 view.outcomes(),
                 f"{env.name}: {view.step.probe} was {obs.describe()}; the scenario expects {expected.value}",
-                _explain(view, env.name, env.effective_tier, expected, obs.outcome),
+                _explain(view, env.name, env.tier, expected, obs.outcome),
                 field="outcome",
             )
         )

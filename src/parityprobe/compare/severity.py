@@ -12,6 +12,8 @@
 - Grant differences (TTL, policies, identity) and grant expectations not met: ``medium``.
 - No verdict (an error, or a step skipped because its inputs were missing): ``medium`` — never parity,
   never a deny.
+- An undo that failed (something a probe created may remain): ``high`` in production, ``medium`` elsewhere.
+- Environments that ran different texts of one scenario (the digests differ): ``medium``.
 """
 
 from __future__ import annotations
@@ -39,3 +41,12 @@ def mismatch(outcomes: set[Outcome]) -> Severity:
     if Outcome.ALLOWED in outcomes and outcomes & _REFUSED:
         return Severity.HIGH
     return Severity.LOW
+
+
+def cleanup_failed(tier: Tier) -> Severity:
+    """Severity of an undo that failed: something the probe created may still exist."""
+    return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
+
+
+# Runs of one scenario id whose texts differ: the comparison may pair steps that no longer mean the same.
+DRIFT = Severity.MEDIUM

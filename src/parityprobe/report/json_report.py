@@ -1,14 +1,17 @@
 """The JSON report: a versioned, machine-readable document for CI gates and other tools.
 
-This format is a public contract. Within ``parityprobe.report/v1`` keys are only ever added, never
-renamed, removed or retyped; anything else gets a new schema name. :data:`REPORT_SCHEMA` describes it as
+This format is a public contract. Within ``parityprobe.report/v2`` keys are only ever added, never
+renamed, removed or retyped; anything else gets a new schema name. (v2 replaced v1 when grants became
+typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.)
+Findings and runs are the codec's records (:mod:`parityprobe.codec`), so a report can be read back and
+compared again. :data:`REPORT_SCHEMA` describes it as
 a JSON Schema (draft 2020-12 vocabulary, a subset: ``type``, ``required``, ``properties``, ``items``,
 ``enum``, ``additionalProperties``).
 
 Document shape (keys appear in this order; ``indent=2``)::
 
     {
-      "schema": "parityprobe.report/v1",
+      "schema": "parityprobe.report/v2",
       "parityprobe_version": "0.1.0",
       "generated_at": "2025-01-01T12:00:00+00:00",       # ISO-8601, UTC
       "exit_code": 1,                                      # 0 ok, 1 findings, 3 only inconclusive
@@ -24,16 +27,20 @@ Document shape (keys appear in this order; ``indent=2``)::
          "message": "...", "explanation": "..."}
       ],
       "runs": [
-        {"id": "...", "scenario": "...", "environment": "staging",
-         "started_at": "...", "finished_at": "...",
+        {"id": "...", "scenario": "...", "environment": "staging", "tier": "staging",
+         "vars": {"team": "payments"}, "started_at": "...", "finished_at": "...",
+         "spec": {"id": "...", "digest": "<sha256>", "description": "...", "cleanup": [...],
+                  "steps": [{"id", "probe", "expect_outcome", "expect_ttl", "policies_include",
+                             "policies_exclude", "ttl_tolerance"}]},
          "observations": [
            {"step": "login", "probe": "vault.approle_login", "environment": "staging",
             "correlation_id": "pp-...", "outcome": "allowed",
             "error_kind": "timeout" | null, "reason": str | null, "detail": str | null,
             "latency_ms": 12.5 | null, "started_at": "...",
             "grant": {"ttl_seconds": 3600, "policies": [...], "identity": "...", "renewable": true,
-                      "version": "3"},                     # only the fields the probe filled
-            "outputs": {"token": "***", "accessor": "..."}}   # secret outputs are always "***"
+                      "version": 3, "stages": [...], ...},  # only the fields the probe filled
+            "outputs": {"token": "***", "arn": "..."},      # secret outputs are always "***"
+            "secret_outputs": {"token": "vault token"}}      # which outputs are secrets, and their kind
          ],
          "cleanup": [ ...observations, same shape... ]}
       ]
@@ -48,15 +55,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Union
 
 from parityprobe import __version__
-from parityprobe.model import Category, ErrorKind, ExitCode, Observation, Outcome, Report, Run, Severity
+from parityprobe.codec import to_record
+from parityprobe.grant import GRANT_FIELDS, Kind, iso_utc
+from parityprobe.model import Category, ErrorKind, ExitCode, Outcome, Report, Severity, Tier
 from parityprobe.redact import MASK, Redactor
 from parityprobe.secret import Secret
 
-SCHEMA_ID = "parityprobe.report/v1"
+SCHEMA_ID = "parityprobe.report/v2"
 
 # A JSON value, as json.loads would return it.
 Json = Union[dict[str, "Json"], list["Json"], str, int, float, bool, None]  # noqa: UP007
@@ -79,14 +87,19 @@ def _object(properties: dict[str, object], *, closed: bool = True) -> dict[str, 
     return schema
 
 
+_GRANT_KINDS: dict[Kind, dict[str, object]] = {
+    Kind.DURATION: {"type": "integer"},
+    Kind.NUMBER: {"type": "integer"},
+    Kind.TEXT: _STR,
+    Kind.FLAG: {"type": "boolean"},
+    Kind.NAMES: {"type": "array", "items": _STR},
+    Kind.MOMENT: _TIMESTAMP,
+}
 _GRANT_SCHEMA: dict[str, object] = {
     "type": "object",
     "properties": {
-        "ttl_seconds": {"type": "integer"},
-        "policies": {"type": "array", "items": _STR},
-        "identity": _STR,
-        "renewable": {"type": "boolean"},
-        "version": _STR,
+        **{f.name: _GRANT_KINDS[f.kind] for f in GRANT_FIELDS},
+        "attributes": {"type": "object", "additionalProperties": _STR},
     },
     "additionalProperties": False,
 }
@@ -105,6 +118,7 @@ _OBSERVATION_SCHEMA = _object(
         "started_at": _TIMESTAMP,
         "grant": _GRANT_SCHEMA,
         "outputs": {"type": "object", "additionalProperties": _STR},
+        "secret_outputs": {"type": "object", "additionalProperties": _STR},
     }
 )
 
@@ -121,11 +135,44 @@ _FINDING_SCHEMA = _object(
     }
 )
 
+_NULLABLE_NAMES: dict[str, object] = {"type": _nullable("array"), "items": _STR}
+_SPEC_SCHEMA = _object(
+    {
+        "id": _STR,
+        "digest": _STR,
+        "description": _STR,
+        "steps": {
+            "type": "array",
+            "items": _object(
+                {
+                    "id": _STR,
+                    "probe": _STR,
+                    "expect_outcome": {"type": _nullable("string")},
+                    "expect_ttl": {
+                        "type": _nullable("object"),
+                        "properties": {
+                            "min": {"type": _nullable("integer")},
+                            "max": {"type": _nullable("integer")},
+                        },
+                    },
+                    "policies_include": _NULLABLE_NAMES,
+                    "policies_exclude": _NULLABLE_NAMES,
+                    "ttl_tolerance": {"type": _nullable("integer")},
+                }
+            ),
+        },
+        "cleanup": {"type": "array", "items": _STR},
+    }
+)
+
 _RUN_SCHEMA = _object(
     {
         "id": _STR,
         "scenario": _STR,
         "environment": _STR,
+        "tier": {"type": "string", "enum": [t.value for t in Tier]},
+        "vars": {"type": "object", "additionalProperties": _STR},
+        "spec": _SPEC_SCHEMA,
         "started_at": _TIMESTAMP,
         "finished_at": _TIMESTAMP,
         "observations": {"type": "array", "items": _OBSERVATION_SCHEMA},
@@ -162,7 +209,7 @@ REPORT_SCHEMA: dict[str, object] = {
 
 
 def render_json(report: Report, redactor: Redactor) -> str:
-    """The report as a ``parityprobe.report/v1`` JSON document (see the module docstring)."""
+    """The report as a ``parityprobe.report/v2`` JSON document (see the module docstring)."""
     # ensure_ascii=False keeps non-ASCII text readable; redaction already happened value by value.
     # No final newline: the caller's print adds one.
     return json.dumps(report_document(report, redactor), indent=2, ensure_ascii=False)
@@ -187,20 +234,8 @@ def report_document(report: Report, redactor: Redactor) -> dict[str, Json]:
             "by_severity": {s.value: severities[s] for s in Severity},
             "by_category": {c.value: categories[c] for c in Category},
         },
-        "findings": [
-            {
-                "category": f.category.value,
-                "severity": f.severity.value,
-                "scenario": f.scenario,
-                "step": f.step,
-                "field": f.field,
-                "environments": dict(f.environments),
-                "message": f.message,
-                "explanation": f.explanation,
-            }
-            for f in findings
-        ],
-        "runs": [_run(run) for run in runs],
+        "findings": [to_record(f) for f in findings],
+        "runs": [to_record(run) for run in runs],
     }
     # The last step: one walk over the finished document, so no string can skip redaction. It runs on
     # values, not on the serialised text, because JSON escaping (quotes, backslashes) could hide a
@@ -208,47 +243,6 @@ def report_document(report: Report, redactor: Redactor) -> dict[str, Json]:
     scrubbed = _scrub(document, redactor)
     assert isinstance(scrubbed, dict)
     return scrubbed
-
-
-def _run(run: Run) -> dict[str, object]:
-    return {
-        "id": run.id,
-        "scenario": run.scenario,
-        "environment": run.environment,
-        "started_at": iso_utc(run.started_at),
-        "finished_at": iso_utc(run.finished_at),
-        "observations": [_observation(obs) for obs in run.observations],
-        "cleanup": [_observation(obs) for obs in run.cleanup],
-    }
-
-
-def _observation(obs: Observation) -> dict[str, object]:
-    return {
-        "step": obs.step,
-        "probe": obs.probe,
-        "environment": obs.environment,
-        "correlation_id": obs.correlation_id,
-        "outcome": obs.outcome.value,
-        "error_kind": obs.error_kind.value if obs.error_kind else None,
-        "reason": obs.reason,
-        "detail": obs.detail,
-        "latency_ms": obs.latency_ms,
-        "started_at": iso_utc(obs.started_at),
-        "grant": obs.grant.as_dict(),
-        "outputs": _outputs(obs.outputs),
-    }
-
-
-def _outputs(outputs: Mapping[str, str | Secret]) -> dict[str, str]:
-    # Explicit rather than relying on str(Secret): the mask must not depend on Secret's dunder methods.
-    return {name: MASK if isinstance(value, Secret) else value for name, value in outputs.items()}
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO-8601 in UTC; a naive timestamp (which the model should never hold) is taken to be UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
 
 
 def _scrub(value: object, redactor: Redactor) -> Json:

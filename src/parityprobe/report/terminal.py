@@ -22,13 +22,12 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from parityprobe.config.durations import humanise
+from parityprobe.grant import iso_utc
 from parityprobe.model import (
     Category,
     Comparison,
     ExitCode,
     Finding,
-    Grant,
     Observation,
     Outcome,
     Report,
@@ -36,7 +35,6 @@ from parityprobe.model import (
     Severity,
 )
 from parityprobe.redact import Redactor
-from parityprobe.report.json_report import iso_utc
 
 _OUTCOME_STYLE = {
     Outcome.ALLOWED: "green",
@@ -136,28 +134,13 @@ def _cell(obs: Observation | None, red: _Redact) -> Text:
     text = Text(red(obs.describe()), _OUTCOME_STYLE[obs.outcome])
     if obs.latency_ms is not None:
         text.append("\n" + red(f"{obs.latency_ms:.1f} ms"), "dim")
-    for line in _grant_lines(obs.grant):
+    for line in obs.grant.lines():
         text.append("\n" + red(line))
     if obs.detail and obs.outcome is Outcome.ERROR:
         # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
         # Redact before clipping: a clipped secret is no longer a whole match for the redactor.
         text.append("\n" + _clip(red(obs.detail)), "dim italic")
     return text
-
-
-def _grant_lines(grant: Grant) -> list[str]:
-    lines: list[str] = []
-    if grant.ttl_seconds is not None:
-        lines.append(f"ttl {humanise(grant.ttl_seconds)}")
-    if grant.policies is not None:
-        lines.append("policies " + (", ".join(sorted(grant.policies)) or "(none)"))
-    if grant.identity is not None:
-        lines.append(f"identity {grant.identity}")
-    if grant.version is not None:
-        lines.append(f"version {grant.version}")
-    if grant.renewable is not None:
-        lines.append("renewable" if grant.renewable else "not renewable")
-    return lines
 
 
 def _finding(finding: Finding, environments: Sequence[str], red: _Redact) -> RenderableType:
