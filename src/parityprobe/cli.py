@@ -14,7 +14,14 @@ import click
 
 from parityprobe import __version__
 from parityprobe.cli_lab import demo, lab
-from parityprobe.cli_support import emit_report, handle_errors, run_options, setup_logging
+from parityprobe.cli_support import (
+    RunOptions,
+    emit_report,
+    execute_with_progress,
+    handle_errors,
+    run_options,
+    setup_logging,
+)
 
 ENVIRONMENTS_OPTION = click.option(
     "--environments",
@@ -75,15 +82,12 @@ def run(
     env_file: Path,
     only: tuple[str, ...],
     dry_run: bool,
-    fmt: str,
-    output: Path | None,
-    no_color: bool,
-    step_timeout: float,
+    options: RunOptions,
     paths: tuple[Path, ...],
 ) -> None:
     """Run scenarios (files or directories) in every environment and report the differences."""
     with handle_errors(ctx.obj["verbose"]):
-        from parityprobe.pipeline import describe, execute, plan
+        from parityprobe.pipeline import describe, plan
         from parityprobe.redact import Redactor
         from parityprobe.registry import ProbeRegistry
 
@@ -94,8 +98,8 @@ def run(
             click.echo(describe(the_plan))
             click.echo("dry run: nothing was executed")
             return
-        report = execute(the_plan, redactor, registry, step_timeout)
-        code = emit_report(report, fmt, redactor, output, no_color)
+        report = execute_with_progress(the_plan, redactor, registry, options)
+        code = emit_report(report, redactor, options)
     sys.exit(code)
 
 

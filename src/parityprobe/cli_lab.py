@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from parityprobe.cli_support import DEFAULT_LAB_DIR, emit_report, handle_errors, run_options, setup_logging
+from parityprobe.cli_support import (
+    DEFAULT_LAB_DIR,
+    RunOptions,
+    emit_report,
+    execute_with_progress,
+    handle_errors,
+    run_options,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     from parityprobe.lab.lab import LabStatus
@@ -96,16 +104,13 @@ def demo(
     ctx: click.Context,
     lab_dir: Path,
     profile: Path | None,
-    fmt: str,
-    output: Path | None,
-    no_color: bool,
-    step_timeout: float,
+    options: RunOptions,
 ) -> None:
     """Start the lab, run the built-in scenarios in staging and production, report, stop the lab."""
     verbose = ctx.obj["verbose"]
     with handle_errors(verbose):
         from parityprobe.lab.lab import running_lab
-        from parityprobe.pipeline import execute, plan
+        from parityprobe.pipeline import plan
         from parityprobe.redact import Redactor
         from parityprobe.registry import ProbeRegistry
 
@@ -119,7 +124,7 @@ def demo(
                 f"{', '.join(e.name for e in the_plan.environments)}…",
                 err=True,
             )
-            report = execute(the_plan, redactor, registry, step_timeout)
+            report = execute_with_progress(the_plan, redactor, registry, options)
         click.echo("lab stopped", err=True)
-        code = emit_report(report, fmt, redactor, output, no_color)
+        code = emit_report(report, redactor, options)
     sys.exit(code)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,13 +19,18 @@ import click
 from parityprobe.lab import DEFAULT_DIRECTORY
 
 if TYPE_CHECKING:
+    from parityprobe.config.plan import Plan
+    from parityprobe.listeners import RunListener
     from parityprobe.model import Report
     from parityprobe.redact import Redactor
+    from parityprobe.registry import ProbeRegistry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 4
+# What a command-line tool killed by SIGPIPE reports (128 + 13): quiet, and never a false all-clear.
+EXIT_BROKEN_PIPE = 141
 DEFAULT_LAB_DIR = DEFAULT_DIRECTORY  # the lab's own default, so both agree (parityprobe.lab imports nothing)
 FORMATS = ("terminal", "json")  # the values of parityprobe.report.Format, kept literal for a fast --help
 
@@ -44,6 +52,12 @@ def handle_errors(verbose: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`parityprobe probes | head -1`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
     except Exception as exc:  # the last resort: say what broke, without a traceback unless asked
         if verbose:
             raise
@@ -67,10 +81,12 @@ def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def emit_report(report: Report, fmt: str, redactor: Redactor, output: Path | None, no_color: bool) -> int:
+def emit_report(report: Report, redactor: Redactor, options: RunOptions) -> int:
+    """Print the report (or write it to ``--output``) and return its exit code."""
     from parityprobe.report import Format, render
 
-    color = _color(no_color) and output is None
+    fmt, output = options.fmt, options.output
+    color = _color(options.no_color) and output is None
     width = max(100, shutil.get_terminal_size().columns)
     text = render(report, Format(fmt), redactor, color=color, width=width)
     if output is not None:
@@ -82,7 +98,54 @@ def emit_report(report: Report, fmt: str, redactor: Redactor, output: Path | Non
     return int(report.exit_code)
 
 
-def run_options(func: F) -> F:
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``run`` and ``demo`` execute and report."""
+
+    fmt: str
+    output: Path | None
+    no_color: bool
+    step_timeout: float
+    concurrency: int
+    quiet: bool
+
+
+class _Seconds(click.ParamType[float]):
+    """A finite, positive number of seconds: ``nan``, ``inf``, zero and negatives are refused."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < MIN_STEP_TIMEOUT:
+            self.fail(
+                f"{value!r} must be a finite number of seconds, at least {MIN_STEP_TIMEOUT}", param, ctx
+            )
+        return seconds
+
+
+MIN_STEP_TIMEOUT = 0.1
+DEFAULT_CONCURRENCY = 4  # the runner's own default, kept literal for a fast --help
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``run`` and ``demo`` share, handed to the command as one ``options`` argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["options"] = RunOptions(
+            fmt=kwargs.pop("fmt"),
+            output=kwargs.pop("output"),
+            no_color=kwargs.pop("no_color"),
+            step_timeout=kwargs.pop("step_timeout"),
+            concurrency=kwargs.pop("concurrency"),
+            quiet=kwargs.pop("quiet"),
+        )
+        return func(*args, **kwargs)
+
     options: list[Callable[[F], F]] = [
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="terminal", show_default=True),
         click.option(
@@ -91,12 +154,44 @@ def run_options(func: F) -> F:
         click.option("--no-color", is_flag=True, help="Plain text even on a terminal."),
         click.option(
             "--step-timeout",
-            type=click.FloatRange(min=0.1),
+            type=_Seconds(),
             default=30.0,
             show_default=True,
             help="Seconds before a step without its own timeout gives up (an inconclusive result).",
         ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1, max=64),
+            default=DEFAULT_CONCURRENCY,
+            show_default=True,
+            help="Scenarios run at once in each environment (steps of one scenario always run in order).",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress display on standard error."),
     ]
+    decorated: Callable[..., Any] = wrapper
     for option in reversed(options):
-        func = option(func)
-    return func
+        decorated = option(decorated)
+    return decorated
+
+
+def execute_with_progress(
+    the_plan: Plan, redactor: Redactor, registry: ProbeRegistry, options: RunOptions
+) -> Report:
+    """Run the plan, with a progress display when standard error is a terminal and not ``--quiet``."""
+    from parityprobe import progress
+    from parityprobe.pipeline import execute
+
+    def go(listeners: tuple[RunListener, ...]) -> Report:
+        return execute(
+            the_plan,
+            redactor,
+            registry,
+            options.step_timeout,
+            concurrency=options.concurrency,
+            listeners=listeners,
+        )
+
+    if not progress.wanted(options.quiet):
+        return go(())
+    with progress.ProgressDisplay() as display:
+        return go((display,))
