@@ -32,7 +32,7 @@ EXIT_INTERNAL = 4
 # What a command-line tool killed by SIGPIPE reports (128 + 13): quiet, and never a false all-clear.
 EXIT_BROKEN_PIPE = 141
 DEFAULT_LAB_DIR = DEFAULT_DIRECTORY  # the lab's own default, so both agree (parityprobe.lab imports nothing)
-FORMATS = ("terminal", "json")  # the values of parityprobe.report.Format, kept literal for a fast --help
+FORMATS = ("terminal", "json")  # the built-in formats, kept literal for a fast --help
 
 
 @contextmanager
@@ -131,6 +131,16 @@ MIN_STEP_TIMEOUT = 0.1
 DEFAULT_CONCURRENCY = 4  # the runner's own default, kept literal for a fast --help
 
 
+def _known_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an unknown format before anything runs (a plugin's renderer counts as known)."""
+    from parityprobe.report.renderer import RendererRegistry
+
+    registry = RendererRegistry()
+    if value not in registry:
+        raise click.BadParameter(f"{value!r} is not a report format (known: {', '.join(registry.names())})")
+    return value
+
+
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``run`` and ``demo`` share, handed to the command as one ``options`` argument."""
 
@@ -147,7 +157,14 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, **kwargs)
 
     options: list[Callable[[F], F]] = [
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="terminal", show_default=True),
+        click.option(
+            "--format",
+            "fmt",
+            default="terminal",
+            show_default=True,
+            callback=_known_format,
+            help=f"Report format: {', '.join(FORMATS)}, or one a plugin registers.",
+        ),
         click.option(
             "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
         ),

@@ -195,7 +195,7 @@ class Comparison:
     @property
     def compared(self) -> bool:
         """True when two or more environments ran, so their behaviour was compared."""
-        return len(self.runs) >= 2
+        return len({run.environment for run in self.runs}) >= 2
 
     @property
     def unchecked(self) -> tuple[str, ...]:

@@ -10,8 +10,9 @@ from parityprobe.spec import ScenarioSpec
 
 # Step ids never contain a dot, so an undo's observation can never be taken for a step's.
 UNDO_PREFIX = "undo."
-# A target that refused or failed the undo left what the probe created; NOT_FOUND means it is already gone.
-_FAILED = (Outcome.ERROR, Outcome.DENIED)
+# A cleanup or undo the target refused or failed left what was created; NOT_FOUND means it is already gone,
+# SKIPPED that there was nothing to do.
+FAILED_CLEANUP = (Outcome.ERROR, Outcome.DENIED)
 
 
 def is_undo(step_id: str) -> bool:
@@ -23,7 +24,7 @@ def failures(spec: ScenarioSpec, runs: Sequence[Run]) -> list[Finding]:
     findings = []
     for run in runs:
         for obs in run.cleanup:
-            if not is_undo(obs.step) or obs.outcome not in _FAILED:
+            if not is_undo(obs.step) or obs.outcome not in FAILED_CLEANUP:
                 continue
             findings.append(
                 Finding(

@@ -49,8 +49,7 @@ def expectation_violations(view: StepView) -> tuple[list[Finding], set[str]]:
                     Category.EXPECTATION_VIOLATION,
                     severity.GRANT,
                     _values(view, _TTL),
-                    f"{name}: {step.probe} granted a TTL of {humanise(ttl)}; "
-                    f"the scenario allows {bounds}",
+                    f"{name}: {step.probe} granted a TTL of {humanise(ttl)}; the scenario allows {bounds}",
                     "Credentials that live longer than intended widen the window in which a leaked "
                     "token is useful; a TTL that differs from production's hides expiry failures.",
                     field="ttl",

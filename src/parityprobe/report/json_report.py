@@ -4,9 +4,9 @@ This format is a public contract. Within ``parityprobe.report/v2`` keys are only
 renamed, removed or retyped; anything else gets a new schema name. (v2 replaced v1 when grants became
 typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.)
 Findings and runs are the codec's records (:mod:`parityprobe.codec`), so a report can be read back and
-compared again. :data:`REPORT_SCHEMA` describes it as
-a JSON Schema (draft 2020-12 vocabulary, a subset: ``type``, ``required``, ``properties``, ``items``,
-``enum``, ``additionalProperties``).
+compared again; the summary and the exit code are the report view's (:mod:`parityprobe.report.view`), the
+same the terminal shows. :data:`~parityprobe.report.json_schema.REPORT_SCHEMA` describes the document as a
+JSON Schema.
 
 Document shape (keys appear in this order; ``indent=2``)::
 
@@ -14,11 +14,16 @@ Document shape (keys appear in this order; ``indent=2``)::
       "schema": "parityprobe.report/v2",
       "parityprobe_version": "0.1.0",
       "generated_at": "2025-01-01T12:00:00+00:00",       # ISO-8601, UTC
-      "exit_code": 1,                                      # 0 ok, 1 findings, 3 only inconclusive
+      "exit_code": 1,                       # 0 ok, 1 findings, 3 only inconclusive or nothing checked
       "summary": {
         "scenarios": 2, "runs": 4, "findings": 5,
         "by_severity": {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1},   # every severity
-        "by_category": {"expectation_violation": 1, ..., "inconclusive": 1}           # every category
+        "by_category": {"expectation_violation": 1, "outcome_mismatch": 1, "grant_mismatch": 1,
+                        "latency_mismatch": 0, "evidence_gap": 0, "config_drift": 0,
+                        "cleanup_failed": 1, "inconclusive": 1},                       # every category
+        "environments": ["staging", "production"],   # every environment that ran, first appearance first
+        "compared": true,                  # every scenario ran in two or more environments
+        "unchecked_steps": 0               # steps nothing judged: one environment and no expectation
       },
       "findings": [                                        # scenario order, then as found
         {"category": "outcome_mismatch", "severity": "high", "scenario": "forbidden-calls",
@@ -53,189 +58,71 @@ model should never hold) is taken to be UTC rather than rejected, so a report is
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Mapping
-from typing import Union
+from typing import ClassVar, Union
 
 from parityprobe import __version__
 from parityprobe.codec import to_record
-from parityprobe.grant import GRANT_FIELDS, Kind, iso_utc
-from parityprobe.model import Category, ErrorKind, ExitCode, Outcome, Report, Severity, Tier
+from parityprobe.grant import iso_utc
+from parityprobe.model import Report
 from parityprobe.redact import MASK, Redactor
+from parityprobe.report.build import build_view
+from parityprobe.report.json_schema import REPORT_SCHEMA, SCHEMA_ID
+from parityprobe.report.renderer import RenderOptions
+from parityprobe.report.view import ReportView
 from parityprobe.secret import Secret
 
-SCHEMA_ID = "parityprobe.report/v2"
+__all__ = ["REPORT_SCHEMA", "SCHEMA_ID", "JsonRenderer", "render_json", "report_document"]
 
 # A JSON value, as json.loads would return it.
 Json = Union[dict[str, "Json"], list["Json"], str, int, float, bool, None]  # noqa: UP007
 
 
-def _nullable(type_name: str) -> list[str]:
-    return [type_name, "null"]
+class JsonRenderer:
+    """The ``json`` format: the ``parityprobe.report/v2`` document (colour and width do not apply)."""
 
+    name: ClassVar[str] = "json"
 
-_STR: dict[str, object] = {"type": "string"}
-_TIMESTAMP: dict[str, object] = {"type": "string", "format": "date-time"}
-_COUNTS: dict[str, object] = {"type": "object", "additionalProperties": {"type": "integer"}}
-
-
-def _object(properties: dict[str, object], *, closed: bool = True) -> dict[str, object]:
-    """An object schema whose every listed property is required."""
-    schema: dict[str, object] = {"type": "object", "required": list(properties), "properties": properties}
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
-
-_GRANT_KINDS: dict[Kind, dict[str, object]] = {
-    Kind.DURATION: {"type": "integer"},
-    Kind.NUMBER: {"type": "integer"},
-    Kind.TEXT: _STR,
-    Kind.FLAG: {"type": "boolean"},
-    Kind.NAMES: {"type": "array", "items": _STR},
-    Kind.MOMENT: _TIMESTAMP,
-}
-_GRANT_SCHEMA: dict[str, object] = {
-    "type": "object",
-    "properties": {
-        **{f.name: _GRANT_KINDS[f.kind] for f in GRANT_FIELDS},
-        "attributes": {"type": "object", "additionalProperties": _STR},
-    },
-    "additionalProperties": False,
-}
-
-_OBSERVATION_SCHEMA = _object(
-    {
-        "step": _STR,
-        "probe": _STR,
-        "environment": _STR,
-        "correlation_id": _STR,
-        "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
-        "error_kind": {"type": _nullable("string"), "enum": [*(k.value for k in ErrorKind), None]},
-        "reason": {"type": _nullable("string")},
-        "detail": {"type": _nullable("string")},
-        "latency_ms": {"type": _nullable("number")},
-        "started_at": _TIMESTAMP,
-        "grant": _GRANT_SCHEMA,
-        "outputs": {"type": "object", "additionalProperties": _STR},
-        "secret_outputs": {"type": "object", "additionalProperties": _STR},
-    }
-)
-
-_FINDING_SCHEMA = _object(
-    {
-        "category": {"type": "string", "enum": [c.value for c in Category]},
-        "severity": {"type": "string", "enum": [s.value for s in Severity]},
-        "scenario": _STR,
-        "step": {"type": _nullable("string")},
-        "field": {"type": _nullable("string")},
-        "environments": {"type": "object", "additionalProperties": _STR},
-        "message": _STR,
-        "explanation": _STR,
-    }
-)
-
-_NULLABLE_NAMES: dict[str, object] = {"type": _nullable("array"), "items": _STR}
-_SPEC_SCHEMA = _object(
-    {
-        "id": _STR,
-        "digest": _STR,
-        "description": _STR,
-        "steps": {
-            "type": "array",
-            "items": _object(
-                {
-                    "id": _STR,
-                    "probe": _STR,
-                    "expect_outcome": {"type": _nullable("string")},
-                    "expect_ttl": {
-                        "type": _nullable("object"),
-                        "properties": {
-                            "min": {"type": _nullable("integer")},
-                            "max": {"type": _nullable("integer")},
-                        },
-                    },
-                    "policies_include": _NULLABLE_NAMES,
-                    "policies_exclude": _NULLABLE_NAMES,
-                    "ttl_tolerance": {"type": _nullable("integer")},
-                }
-            ),
-        },
-        "cleanup": {"type": "array", "items": _STR},
-    }
-)
-
-_RUN_SCHEMA = _object(
-    {
-        "id": _STR,
-        "scenario": _STR,
-        "environment": _STR,
-        "tier": {"type": "string", "enum": [t.value for t in Tier]},
-        "vars": {"type": "object", "additionalProperties": _STR},
-        "spec": _SPEC_SCHEMA,
-        "started_at": _TIMESTAMP,
-        "finished_at": _TIMESTAMP,
-        "observations": {"type": "array", "items": _OBSERVATION_SCHEMA},
-        "cleanup": {"type": "array", "items": _OBSERVATION_SCHEMA},
-    }
-)
-
-#: JSON Schema of the document :func:`render_json` writes. Objects are closed within v1 so a test
-#: notices an undocumented key; consumers should still ignore keys they do not know.
-REPORT_SCHEMA: dict[str, object] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": SCHEMA_ID,
-    "title": "parityprobe report",
-    **_object(
-        {
-            "schema": {"type": "string", "enum": [SCHEMA_ID]},
-            "parityprobe_version": _STR,
-            "generated_at": _TIMESTAMP,
-            "exit_code": {"type": "integer", "enum": [int(code) for code in ExitCode]},
-            "summary": _object(
-                {
-                    "scenarios": {"type": "integer"},
-                    "runs": {"type": "integer"},
-                    "findings": {"type": "integer"},
-                    "by_severity": _COUNTS,
-                    "by_category": _COUNTS,
-                }
-            ),
-            "findings": {"type": "array", "items": _FINDING_SCHEMA},
-            "runs": {"type": "array", "items": _RUN_SCHEMA},
-        }
-    ),
-}
+    def render(self, view: ReportView, redactor: Redactor, options: RenderOptions) -> str:
+        """The document, indented by two spaces."""
+        # ensure_ascii=False keeps non-ASCII text readable; redaction already happened value by value.
+        # No final newline: the caller's print adds one.
+        return json.dumps(view_document(view, redactor), indent=2, ensure_ascii=False)
 
 
 def render_json(report: Report, redactor: Redactor) -> str:
     """The report as a ``parityprobe.report/v2`` JSON document (see the module docstring)."""
-    # ensure_ascii=False keeps non-ASCII text readable; redaction already happened value by value.
-    # No final newline: the caller's print adds one.
-    return json.dumps(report_document(report, redactor), indent=2, ensure_ascii=False)
+    return JsonRenderer().render(build_view(report), redactor, RenderOptions())
 
 
 def report_document(report: Report, redactor: Redactor) -> dict[str, Json]:
     """The report as a JSON-ready dict, every string (keys included) passed through ``redactor``."""
-    runs = [run for comparison in report.comparisons for run in comparison.runs]
-    findings = report.findings
-    severities = Counter(f.severity for f in findings)
-    categories = Counter(f.category for f in findings)
+    return view_document(build_view(report), redactor)
+
+
+def view_document(view: ReportView, redactor: Redactor) -> dict[str, Json]:
+    """The document of a report view, every string (keys included) passed through ``redactor``."""
+    report = view.report
+    summary = view.summary
     document: dict[str, object] = {
         "schema": SCHEMA_ID,
         "parityprobe_version": __version__,
-        "generated_at": iso_utc(report.generated_at),
-        "exit_code": int(report.exit_code),
+        "generated_at": iso_utc(view.generated_at),
+        "exit_code": int(view.verdict.exit_code),
         "summary": {
-            "scenarios": len(report.comparisons),
-            "runs": len(runs),
-            "findings": len(findings),
+            "scenarios": summary.scenarios,
+            "runs": summary.runs,
+            "findings": summary.findings,
             # Every member, zeros included: a CI gate can read .by_severity.critical without a default.
-            "by_severity": {s.value: severities[s] for s in Severity},
-            "by_category": {c.value: categories[c] for c in Category},
+            "by_severity": {s.value: n for s, n in summary.by_severity.items()},
+            "by_category": {c.value: n for c, n in summary.by_category.items()},
+            "environments": list(summary.environments),
+            "compared": summary.compared,
+            "unchecked_steps": summary.unchecked_steps,
         },
-        "findings": [to_record(f) for f in findings],
-        "runs": [to_record(run) for run in runs],
+        # Scenario order, then as the comparator found them: the records, not the view's severity order.
+        "findings": [to_record(f) for f in report.findings],
+        "runs": [to_record(run) for comparison in report.comparisons for run in comparison.runs],
     }
     # The last step: one walk over the finished document, so no string can skip redaction. It runs on
     # values, not on the serialised text, because JSON escaping (quotes, backslashes) could hide a

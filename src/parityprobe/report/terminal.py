@@ -3,7 +3,8 @@
 Rendered with rich into a string, so the CLI prints it and tests read it. Per scenario: a heading, a
 table with one row per step and one column per environment, the scenario's findings (most severe
 first), and the cleanup of any run whose cleanup failed. A summary and the verdict, which always agrees
-with :attr:`Report.exit_code`, close the report.
+with :attr:`Report.exit_code`, close the report. What it shows is the view's
+(:mod:`parityprobe.report.view`); this module only lays it out.
 
 Every string is redacted on its way into rich (rich may wrap a long value across lines, where a search
 of the finished text could no longer find it) and the finished text is redacted once more.
@@ -12,8 +13,8 @@ of the finished text could no longer find it) and the finished text is redacted 
 from __future__ import annotations
 
 import io
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
+from typing import ClassVar
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -23,18 +24,21 @@ from rich.table import Table
 from rich.text import Text
 
 from parityprobe.grant import iso_utc
-from parityprobe.model import (
-    Category,
-    Comparison,
-    ExitCode,
-    Finding,
-    Observation,
-    Outcome,
-    Report,
-    Run,
-    Severity,
-)
+from parityprobe.model import ExitCode, Outcome, Report, Severity
 from parityprobe.redact import Redactor
+from parityprobe.report.build import build_view
+from parityprobe.report.renderer import RenderOptions
+from parityprobe.report.view import (
+    Cell,
+    FailedCleanup,
+    FindingView,
+    ReportView,
+    ScenarioView,
+    Summary,
+    Verdict,
+    clip,
+    plural,
+)
 
 _OUTCOME_STYLE = {
     Outcome.ALLOWED: "green",
@@ -50,176 +54,141 @@ _SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
-# A cleanup that found nothing to undo (NOT_FOUND) or was not needed (SKIPPED) left nothing behind.
-_CLEANUP_FAILED = (Outcome.ERROR, Outcome.DENIED)
-# SDK messages can run to pages; the JSON report keeps them whole.
-_DETAIL_LIMIT = 160
-_VERDICT_STEPS_SHOWN = 5
+_VERDICT_STYLE = {ExitCode.OK: "bold green", ExitCode.INCONCLUSIVE: "bold yellow"}
 
 _Redact = Callable[[str], str]
 
 
+class TerminalRenderer:
+    """The ``terminal`` format: tables for people; ANSI colour codes only when asked for."""
+
+    name: ClassVar[str] = "terminal"
+
+    def render(self, view: ReportView, redactor: Redactor, options: RenderOptions) -> str:
+        """The report as text for a terminal ``options.width`` columns wide."""
+        buffer = io.StringIO()
+        color = options.color
+        console = Console(
+            file=buffer,
+            width=options.width,
+            force_terminal=color,
+            force_jupyter=False,
+            force_interactive=False,
+            color_system="standard" if color else None,
+            no_color=not color,
+            # Markup and highlighting would reinterpret text from targets ("[bold]", numbers, URLs).
+            markup=False,
+            highlight=False,
+            emoji=False,
+            legacy_windows=False,
+            # The caller's environment (NO_COLOR, FORCE_COLOR, COLUMNS) must not change what we render.
+            _environ={},
+        )
+        red = redactor.redact
+        console.print(Text(red(f"parityprobe report · generated {iso_utc(view.generated_at)}"), "dim"))
+        for scenario in view.scenarios:
+            console.print()
+            for renderable in _scenario(scenario, red):
+                console.print(renderable)
+        console.print()
+        # Never wrapped: CI logs are grepped for these two lines.
+        console.print(_summary(view.summary, red), soft_wrap=True)
+        console.print(_verdict(view.verdict, red), soft_wrap=True)
+        # rich pads nested blocks to their widest line; trailing blanks only get in the way of diffs and
+        # greps. No final newline: the caller's print adds one.
+        text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+        return redactor.redact(text)
+
+
 def render_terminal(report: Report, redactor: Redactor, *, color: bool = False, width: int = 120) -> str:
     """The report as text for a terminal; ANSI colour codes only when ``color`` is true."""
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        force_jupyter=False,
-        force_interactive=False,
-        color_system="standard" if color else None,
-        no_color=not color,
-        # Markup and highlighting would reinterpret text from targets ("[bold]", numbers, URLs).
-        markup=False,
-        highlight=False,
-        emoji=False,
-        legacy_windows=False,
-        # The caller's environment (NO_COLOR, FORCE_COLOR, COLUMNS) must not change what we render.
-        _environ={},
-    )
-    red = redactor.redact
-    console.print(Text(red(f"parityprobe report · generated {iso_utc(report.generated_at)}"), "dim"))
-    for comparison in report.comparisons:
-        console.print()
-        for renderable in _comparison(comparison, red):
-            console.print(renderable)
-    console.print()
-    # Never wrapped: CI logs are grepped for these two lines.
-    console.print(_summary(report, red), soft_wrap=True)
-    console.print(_verdict(report, red), soft_wrap=True)
-    # rich pads nested blocks to their widest line; trailing blanks only get in the way of diffs and greps.
-    # No final newline: the caller's print adds one.
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
-    return redactor.redact(text)
+    return TerminalRenderer().render(build_view(report), redactor, RenderOptions(color=color, width=width))
 
 
-def _comparison(comparison: Comparison, red: _Redact) -> list[RenderableType]:
-    heading = comparison.scenario + (f" — {comparison.description}" if comparison.description else "")
+def _scenario(scenario: ScenarioView, red: _Redact) -> list[RenderableType]:
     out: list[RenderableType] = [
-        Rule(Text(red(heading), "bold"), align="left"),
-        Text(red("runs: " + " · ".join(f"{r.environment} {r.id}" for r in comparison.runs)), "dim"),
-        _steps_table(comparison, red),
+        Rule(Text(red(scenario.heading), "bold"), align="left"),
+        Text(red("runs: " + " · ".join(f"{r.environment} {r.id}" for r in scenario.runs)), "dim"),
+        _steps_table(scenario, red),
     ]
-    if comparison.findings:
-        ordered = sorted(comparison.findings, key=lambda f: f.severity.rank)  # stable: ties keep order
-        out.append(Text(red(f"Findings ({len(ordered)})"), "bold"))
-        out.extend(_finding(f, comparison.environments, red) for f in ordered)
+    if scenario.findings:
+        out.append(Text(red(f"Findings ({len(scenario.findings)})"), "bold"))
+        out.extend(_finding(f, red) for f in scenario.findings)
     else:
         out.append(Text(red("No findings."), "dim"))
-    out.extend(_cleanup(run, red) for run in comparison.runs if _cleanup_failed(run))
+    out.extend(_cleanup(block, red) for block in scenario.failed_cleanups)
     return out
 
 
-def _steps_table(comparison: Comparison, red: _Redact) -> Table:
+def _steps_table(scenario: ScenarioView, red: _Redact) -> Table:
     table = Table(box=box.SQUARE, show_lines=True, expand=False)
     table.add_column(red("step"), overflow="fold")
-    for env in comparison.environments:
+    for env in scenario.environments:
         table.add_column(red(env), overflow="fold")
     table.add_column(red("findings"), overflow="fold")
-    for step, observations in comparison.pairs():
-        on_step = sorted((f for f in comparison.findings if f.step == step), key=lambda f: f.severity.rank)
+    for row in scenario.rows:
         marker = Text()
-        for severity in dict.fromkeys(f.severity for f in on_step):  # distinct, most severe first
+        for severity in row.severities:
             marker.append(("" if not marker else ", ") + red(severity.value), _SEVERITY_STYLE[severity])
-        step_label = Text(red(("! " if on_step else "") + step), "bold" if on_step else "")
-        cells = [_cell(observations.get(env), red) for env in comparison.environments]
-        table.add_row(step_label, *cells, marker)
+        if row.unchecked and not row.flagged:
+            marker.append(red("unchecked"), "dim")  # one environment, no expectation: nothing judged it
+        step_label = Text(red(("! " if row.flagged else "") + row.step), "bold" if row.flagged else "")
+        table.add_row(step_label, *(_cell(c, red) for c in row.cells), marker)
     return table
 
 
-def _cell(obs: Observation | None, red: _Redact) -> Text:
-    if obs is None:
+def _cell(cell: Cell, red: _Redact) -> Text:
+    if not cell.observed or cell.outcome is None:
         return Text(red("— no observation"), "dim")
-    text = Text(red(obs.describe()), _OUTCOME_STYLE[obs.outcome])
-    if obs.latency_ms is not None:
-        text.append("\n" + red(f"{obs.latency_ms:.1f} ms"), "dim")
-    for line in obs.grant.lines():
+    text = Text(red(cell.decision), _OUTCOME_STYLE[cell.outcome])
+    if cell.latency is not None:
+        text.append("\n" + red(cell.latency), "dim")
+    for line in cell.grant:
         text.append("\n" + red(line))
-    if obs.detail and obs.outcome is Outcome.ERROR:
-        # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
-        # Redact before clipping: a clipped secret is no longer a whole match for the redactor.
-        text.append("\n" + _clip(red(obs.detail)), "dim italic")
+    if cell.error_detail:
+        text.append("\n" + clip(red(cell.error_detail)), "dim italic")
     return text
 
 
-def _finding(finding: Finding, environments: Sequence[str], red: _Redact) -> RenderableType:
+def _finding(view: FindingView, red: _Redact) -> RenderableType:
+    finding = view.finding
     title = Text()
     title.append(red(f" {finding.severity.value.upper()} "), _SEVERITY_STYLE[finding.severity])
-    where = [finding.category.value, f"step {finding.step}" if finding.step else "scenario"]
-    if finding.field:
-        where.append(f"field {finding.field}")
-    title.append(" " + red(" · ".join(where)))
-    # The scenario's environments first, in run order, then any other keys the finding carries.
-    keys = [e for e in environments if e in finding.environments]
-    keys += [k for k in finding.environments if k not in keys]
+    title.append(" " + red(view.where))
     values = Table(box=None, padding=(0, 3, 0, 0), show_edge=False, header_style="dim")
-    for key in keys:
+    for key, _ in view.values:
         values.add_column(red(key), overflow="fold")
-    values.add_row(*(Text(red(finding.environments[k])) for k in keys))
-    body: list[RenderableType] = [values] if keys else []
+    values.add_row(*(Text(red(value)) for _, value in view.values))
+    body: list[RenderableType] = [values] if view.values else []
     body.append(Text(red(finding.message)))
     if finding.explanation:
         body.append(Text(red(finding.explanation), "dim"))
     return Group(title, Padding(Group(*body), (0, 0, 1, 4), expand=False))
 
 
-def _cleanup_failed(run: Run) -> bool:
-    return any(obs.outcome in _CLEANUP_FAILED for obs in run.cleanup)
-
-
-def _cleanup(run: Run, red: _Redact) -> RenderableType:
-    failed = sum(obs.outcome in _CLEANUP_FAILED for obs in run.cleanup)
-    title = Text(red(f"Cleanup in {run.environment} (run {run.id}): {failed} of {len(run.cleanup)} failed"))
+def _cleanup(block: FailedCleanup, red: _Redact) -> RenderableType:
+    title = Text(
+        red(
+            f"Cleanup in {block.environment} (run {block.run_id}): "
+            f"{block.failed} of {len(block.entries)} failed"
+        )
+    )
     title.stylize("bold yellow")
     table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-    for obs in run.cleanup:
-        detail = _clip(red(obs.detail)) if obs.detail else ""
-        table.add_row(Text(red(obs.step)), _cell(obs, red), Text(detail, "dim"))
+    for entry in block.entries:
+        detail = clip(red(entry.detail)) if entry.detail else ""
+        table.add_row(Text(red(entry.label)), _cell(entry.cell, red), Text(detail, "dim"))
     return Group(title, Padding(table, (0, 0, 0, 4), expand=False))
 
 
-def _summary(report: Report, red: _Redact) -> Text:
-    findings = report.findings
-    runs = sum(len(c.runs) for c in report.comparisons)
-    counts = Counter(f.severity for f in findings)
-    by_severity = ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts[s])
-    inconclusive = sum(f.category is Category.INCONCLUSIVE for f in findings)
+def _summary(summary: Summary, red: _Redact) -> Text:
+    by_severity = ", ".join(f"{n} {s.value}" for s, n in summary.by_severity.items() if n)
     line = (
-        f"Summary: {_plural(len(report.comparisons), 'scenario')} · {_plural(runs, 'run')} · "
-        f"{_plural(len(findings), 'finding')}" + (f" ({by_severity})" if by_severity else "")
+        f"Summary: {plural(summary.scenarios, 'scenario')} · {plural(summary.runs, 'run')} · "
+        f"{plural(summary.findings, 'finding')}" + (f" ({by_severity})" if by_severity else "")
     )
-    return Text(red(line + f" · {inconclusive} inconclusive"), "bold")
+    return Text(red(line + f" · {summary.inconclusive} inconclusive"), "bold")
 
 
-def _verdict(report: Report, red: _Redact) -> Text:
-    code = report.exit_code
-    undecided = _undecided([f for f in report.findings if f.category is Category.INCONCLUSIVE])
-    if code is ExitCode.OK:
-        return Text(red(f"Verdict: NO PARITY GAPS FOUND (exit {int(code)})"), "bold green")
-    if code is ExitCode.INCONCLUSIVE:
-        line = f"Verdict: INCONCLUSIVE — no verdict for {undecided} (exit {int(code)})"
-        return Text(red(line), "bold yellow")
-    if code is ExitCode.FINDINGS:
-        line = f"Verdict: PARITY GAPS FOUND (exit {int(code)})"
-        if undecided:
-            line += f"; also no verdict for {undecided}"
-        return Text(red(line), "bold red")
-    return Text(red(f"Verdict: exit {int(code)}"), "bold red")  # a report never yields BAD_INPUT today
-
-
-def _undecided(findings: Iterable[Finding]) -> str:
-    """``scenario/step`` of the inconclusive findings, distinct, for the verdict line."""
-    places = list(dict.fromkeys(f.scenario + (f"/{f.step}" if f.step else "") for f in findings))
-    shown = ", ".join(places[:_VERDICT_STEPS_SHOWN])
-    if len(places) > _VERDICT_STEPS_SHOWN:
-        shown += f" and {len(places) - _VERDICT_STEPS_SHOWN} more"
-    return shown
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def _verdict(verdict: Verdict, red: _Redact) -> Text:
+    return Text(red(verdict.line), _VERDICT_STYLE.get(verdict.exit_code, "bold red"))

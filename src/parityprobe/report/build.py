@@ -1,0 +1,135 @@
+"""Building the report view: the rules of what a report says, applied once for every format.
+
+See :mod:`parityprobe.report.view` for what the view holds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import MappingProxyType
+
+from parityprobe.compare.cleanup import UNDO_PREFIX, is_undo
+from parityprobe.model import Category, Comparison, Finding, Observation, Outcome, Report, Run, Severity
+from parityprobe.report.verdict import verdict
+from parityprobe.report.view import (
+    CLEANUP_FAILED,
+    Cell,
+    CleanupEntry,
+    FailedCleanup,
+    FindingView,
+    ReportView,
+    RunLabel,
+    ScenarioView,
+    StepRow,
+    Summary,
+)
+
+
+def build_view(report: Report) -> ReportView:
+    """The view of ``report``."""
+    return ReportView(
+        generated_at=report.generated_at,
+        scenarios=tuple(_scenario(c) for c in report.comparisons),
+        summary=summary(report),
+        verdict=verdict(report),
+        report=report,
+    )
+
+
+def by_severity(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """Most severe first; findings of one severity keep their order (the comparator's)."""
+    return tuple(sorted(findings, key=lambda f: f.severity.rank))
+
+
+def cell(obs: Observation | None, environment: str) -> Cell:
+    """The cell of one observation (or of its absence)."""
+    if obs is None:
+        return Cell(environment, observed=False)
+    return Cell(
+        environment,
+        observed=True,
+        decision=obs.describe(),
+        outcome=obs.outcome,
+        latency_ms=obs.latency_ms,
+        grant=tuple(obs.grant.lines()),
+        # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
+        error_detail=obs.detail if obs.detail and obs.outcome is Outcome.ERROR else None,
+    )
+
+
+def undo_label(step: str, probe: str) -> str:
+    """``undo 1: vault.secret_id_destroy`` for the runner's ``undo.1``."""
+    return f"undo {step.removeprefix(UNDO_PREFIX)}: {probe}"
+
+
+def summary(report: Report) -> Summary:
+    """The report's counts, and what was compared and left unchecked."""
+    findings = report.findings
+    severities = Counter(f.severity for f in findings)
+    categories = Counter(f.category for f in findings)
+    return Summary(
+        scenarios=len(report.comparisons),
+        runs=sum(len(c.runs) for c in report.comparisons),
+        findings=len(findings),
+        by_severity=MappingProxyType({s: severities[s] for s in Severity}),
+        by_category=MappingProxyType({c: categories[c] for c in Category}),
+        environments=tuple(dict.fromkeys(run.environment for c in report.comparisons for run in c.runs)),
+        compared=bool(report.comparisons) and all(c.compared for c in report.comparisons),
+        unchecked_steps=sum(len(c.unchecked) for c in report.comparisons),
+    )
+
+
+def _scenario(comparison: Comparison) -> ScenarioView:
+    unchecked = comparison.unchecked
+    rows = []
+    for step, observations in comparison.pairs():
+        on_step = by_severity(tuple(f for f in comparison.findings if f.step == step))
+        rows.append(
+            StepRow(
+                step=step,
+                cells=tuple(cell(observations.get(env), env) for env in comparison.environments),
+                severities=tuple(dict.fromkeys(f.severity for f in on_step)),
+                unchecked=step in unchecked,
+            )
+        )
+    return ScenarioView(
+        id=comparison.scenario,
+        description=comparison.description,
+        runs=tuple(RunLabel(run.environment, run.id) for run in comparison.runs),
+        rows=tuple(rows),
+        findings=tuple(_finding(f, comparison.environments) for f in by_severity(comparison.findings)),
+        failed_cleanups=tuple(_cleanup(run) for run in comparison.runs if _cleanup_failed(run)),
+        compared=comparison.compared,
+        unchecked=unchecked,
+    )
+
+
+def _finding(finding: Finding, environments: tuple[str, ...]) -> FindingView:
+    if finding.step is None:
+        place = "scenario"
+    elif is_undo(finding.step):
+        place = f"undo {finding.step.removeprefix(UNDO_PREFIX)}"
+    else:
+        place = f"step {finding.step}"
+    # The scenario's environments first, in run order, then any other keys the finding carries.
+    keys = [e for e in environments if e in finding.environments]
+    keys += [k for k in finding.environments if k not in keys]
+    return FindingView(finding, place, tuple((k, finding.environments[k]) for k in keys))
+
+
+def _cleanup_failed(run: Run) -> bool:
+    return any(obs.outcome in CLEANUP_FAILED for obs in run.cleanup)
+
+
+def _cleanup(run: Run) -> FailedCleanup:
+    entries = tuple(
+        CleanupEntry(
+            label=undo_label(obs.step, obs.probe) if is_undo(obs.step) else obs.step,
+            undo=is_undo(obs.step),
+            failed=obs.outcome in CLEANUP_FAILED,
+            cell=cell(obs, run.environment),
+            detail=obs.detail or None,
+        )
+        for obs in run.cleanup
+    )
+    return FailedCleanup(run.environment, run.id, entries)

@@ -1,0 +1,188 @@
+"""The report view: what every format shows, decided once from a :class:`~parityprobe.model.Report`.
+
+Renderers (terminal and JSON today; HTML, Markdown and JUnit next) lay a :class:`ReportView` out and decide
+nothing about its content. What a report *says* is decided when the view is built
+(:func:`parityprobe.report.build.build_view`): each scenario's matrix of steps by environments (decision,
+latency, grant lines, error detail), the findings in severity order with their values side by side, which
+cleanup observations failed and how undos are labelled, the summary counts, and the verdict
+(:mod:`parityprobe.report.verdict`).
+
+The view holds text as the records hold it, **unredacted**: a renderer redacts every string on its way
+out. Text for people is shortened with :func:`clip`, always *after* redaction, since a clipped secret is
+no longer a whole match for the redactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from parityprobe.compare.cleanup import FAILED_CLEANUP
+from parityprobe.model import Category, ExitCode, Finding, Outcome, Report, Severity
+
+# One rule for "this cleanup left something behind", shared with the cleanup_failed finding.
+CLEANUP_FAILED = FAILED_CLEANUP
+# SDK messages can run to pages; formats for people clip them, the JSON report keeps them whole.
+DETAIL_LIMIT = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One step in one environment: what the target decided, how fast, and what access it granted."""
+
+    environment: str
+    observed: bool  # False: the environment has no observation for the step
+    decision: str = ""  # ``denied (permission denied)``, ``error: timeout (no answer in 5s)``
+    outcome: Outcome | None = None
+    latency_ms: float | None = None
+    grant: tuple[str, ...] = ()  # Grant.lines(): ``ttl 1h``, ``policies a, b``
+    error_detail: str | None = None  # the SDK's words, for errors only
+
+    @property
+    def latency(self) -> str | None:
+        """The latency as people read it (``12.3 ms``), or None when none was measured."""
+        return None if self.latency_ms is None else f"{self.latency_ms:.1f} ms"
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """One row of a scenario's matrix: a step, its cell in every environment, and what was found on it."""
+
+    step: str
+    cells: tuple[Cell, ...]  # in the scenario's environment order
+    severities: tuple[Severity, ...]  # of the findings on this step: distinct, most severe first
+    unchecked: bool  # one environment and no expectation: nothing judged this step
+
+    @property
+    def flagged(self) -> bool:
+        """True when a finding concerns this step."""
+        return bool(self.severities)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingView:
+    """A finding as reports show it: where it is, and each value under its key, environments first."""
+
+    finding: Finding
+    place: str  # ``step read-own``, ``undo 1``, ``scenario``
+    values: tuple[tuple[str, str], ...]
+
+    @property
+    def where(self) -> str:
+        """``outcome_mismatch · step read-own · field outcome``."""
+        parts = [self.finding.category.value, self.place]
+        if self.finding.field:
+            parts.append(f"field {self.finding.field}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupEntry:
+    """One cleanup step or undo of a run, labelled for people."""
+
+    label: str  # the cleanup step's id, or ``undo 1: vault.secret_id_destroy``
+    undo: bool
+    failed: bool
+    cell: Cell
+    detail: str | None  # the SDK's words, whatever the outcome
+
+
+@dataclass(frozen=True, slots=True)
+class FailedCleanup:
+    """The cleanup of a run in which at least one cleanup step or undo failed: all of it, for context."""
+
+    environment: str
+    run_id: str
+    entries: tuple[CleanupEntry, ...]
+
+    @property
+    def failed(self) -> int:
+        """How many of the entries failed."""
+        return sum(entry.failed for entry in self.entries)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLabel:
+    """Which run an environment's column comes from."""
+
+    environment: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioView:
+    """One scenario: its matrix, its findings most severe first, and the cleanups that failed."""
+
+    id: str
+    description: str
+    runs: tuple[RunLabel, ...]
+    rows: tuple[StepRow, ...]
+    findings: tuple[FindingView, ...]
+    failed_cleanups: tuple[FailedCleanup, ...]
+    compared: bool  # two or more environments ran it
+    unchecked: tuple[str, ...]  # steps nothing judged (one environment, no expectation)
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        """The matrix's columns: the environments, in run order."""
+        return tuple(run.environment for run in self.runs)
+
+    @property
+    def heading(self) -> str:
+        """``forbidden-calls — The payments workload reads its own secret and nothing else.``"""
+        return self.id + (f" — {self.description}" if self.description else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The counts that close a report; ``by_severity`` and ``by_category`` hold every member, zeros too."""
+
+    scenarios: int
+    runs: int
+    findings: int
+    by_severity: Mapping[Severity, int]
+    by_category: Mapping[Category, int]
+    environments: tuple[str, ...]  # every environment that ran, in order of first appearance
+    compared: bool  # every scenario ran in two or more environments
+    unchecked_steps: int
+
+    @property
+    def inconclusive(self) -> int:
+        """How many findings are inconclusive (no verdict)."""
+        return self.by_category[Category.INCONCLUSIVE]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The report's conclusion: the exit code and the one line that says it, and what was done."""
+
+    exit_code: ExitCode
+    text: str  # ``NO PARITY GAPS FOUND (exit 0)``
+
+    @property
+    def line(self) -> str:
+        """``Verdict: NO PARITY GAPS FOUND (exit 0)``: what CI logs are grepped for."""
+        return f"Verdict: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportView:
+    """Everything a renderer shows, decided once. ``report`` is the source, for formats that write the
+    records themselves (JSON, through the codec)."""
+
+    generated_at: datetime
+    scenarios: tuple[ScenarioView, ...]
+    summary: Summary
+    verdict: Verdict
+    report: Report
+
+
+def clip(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """``text`` shortened to ``limit`` characters with an ellipsis; clip only text already redacted."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 scenario``, ``2 scenarios``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
