@@ -1,24 +1,41 @@
-"""boto3 sessions and clients of one environment, shared by its steps, carrying each step's correlation id.
+"""boto3 sessions and clients of one environment, shared by its steps; each request bounded by its step.
 
 One session per environment and one client per service are kept in the environment's
-:class:`~parityprobe.probe.ClientCache`. Every client makes exactly one attempt per call (throttling is
-observed, not retried away) and appends ``pp-cid/<correlation id>`` of the step now running to its
-User-Agent, so the target's logs (CloudTrail ``userAgent``) can be tied to the step that caused them.
+:class:`~parityprobe.probe.ClientCache`, so steps share connection pools. What belongs to a step (its
+correlation id, its deadline) is not stored on those shared clients: :func:`step_client` puts it in a context
+variable for the duration of the step's calls, and every request reads it where botocore sends it:
+
+- the User-Agent gets ``pp-cid/<correlation id>`` appended, so the target's logs (CloudTrail ``userAgent``)
+  tie each request to the step that caused it;
+- the HTTP session gives the request what is left of the step's time (connect and read together), never
+  more than the environment's ``timeout_seconds``: a call the runner abandons at the deadline also ends there
+  on its worker thread, instead of waiting for botocore's own timeout.
+
+Steps on different worker threads never see each other's values, and a request made outside
+:func:`step_client` is refused. Every client makes exactly one attempt per call (throttling is observed, not
+retried away), and an error reply whose body botocore cannot parse (a proxy's page) becomes an error with the
+HTTP status as its code, as botocore already does for HTML 5xx pages (see :mod:`.errors`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import boto3
+import botocore
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import ClientError
+from botocore.httpsession import URLLib3Session
 from botocore.session import Session as BotocoreSession
+from urllib3 import Timeout
 
 from parityprobe import __version__
 from parityprobe.config.environments import (
@@ -27,7 +44,7 @@ from parityprobe.config.environments import (
     AwsSettings,
     AwsStaticCredentials,
 )
-from parityprobe.model import Effect
+from parityprobe.model import Effect, Outcome
 from parityprobe.probe import Failure, ProbeContext
 
 from . import errors
@@ -43,36 +60,91 @@ Service = Literal["sts", "s3", "secretsmanager"]
 # Session name of the environment's own assume_role: the same everywhere, so the identities it yields
 # compare across environments.
 ENVIRONMENT_SESSION_NAME = "parityprobe"
+SESSION_KEY = "aws:session"
 _CID_SUFFIX = re.compile(rb" pp-cid/\S*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,@-]")
+# A step whose deadline has passed still gets a moment, so its request fails as a timeout, not as a bug.
+_MIN_REQUEST_SECONDS = 0.05
 
 
-# The correlation id of the step this thread is running. Each probe call runs on its own worker thread, so
-# a call the runner abandoned at its deadline keeps its own step's id instead of taking the next step's.
-_CORRELATION: ContextVar[str | None] = ContextVar("parityprobe_aws_correlation", default=None)
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What every request of the step now running on this thread carries."""
+
+    correlation_id: str
+    deadline: float
+    timeout: float
+
+    def request_timeout(self) -> float:
+        # Each request gets what is left of the step, never more than the environment's own timeout.
+        return max(_MIN_REQUEST_SECONDS, min(self.timeout, self.deadline - time.monotonic()))
 
 
-def _tag_user_agent() -> Callable[..., None]:
-    """A ``before-send`` handler appending the current correlation id to the User-Agent.
+# Each probe call runs on a worker thread of the runner's pool; the value is reset when the step's block
+# ends, so the thread's next task (another step, another environment) never inherits it.
+_CALL: ContextVar[_Call | None] = ContextVar("parityprobe_aws_call", default=None)
 
-    ``before-send`` because the client rebuilds and replaces the User-Agent as the last
-    ``request-created`` handler, after signing, so an earlier change would be lost. Changing the header
-    after signing is safe: SigV4 never signs User-Agent (botocore.auth.SIGNED_HEADERS_BLACKLIST).
+
+def _current_call() -> _Call:
+    call = _CALL.get()
+    if call is None:
+        raise RuntimeError("AWS request made outside step_client(): it would carry no correlation id")
+    return call
+
+
+def _tag_user_agent(request: Any, **_: Any) -> None:
+    """``before-send`` handler: append the current step's correlation id to the User-Agent.
+
+    ``before-send`` because the client rebuilds and replaces the User-Agent as the last ``request-created``
+    handler, after signing, so an earlier change would be lost. Changing the header after signing is safe:
+    SigV4 never signs User-Agent (botocore.auth.SIGNED_HEADERS_BLACKLIST). Returns nothing: a non-None value
+    from before-send would be taken as the response.
+    """
+    cid = _current_call().correlation_id
+    agent = request.headers.get("User-Agent") or b""
+    if isinstance(agent, str):
+        agent = agent.encode("ascii", "replace")
+    # Idempotent: a resent request must not collect a second suffix.
+    agent = _CID_SUFFIX.sub(b"", agent)
+    request.headers["User-Agent"] = agent + b" pp-cid/" + _UNSAFE.sub("_", cid).encode("ascii")
+
+
+class _StepBoundHttpSession(URLLib3Session):
+    """botocore's HTTP session, giving each request what is left of its step's time.
+
+    botocore sends every request through ``_get_request_timeout`` (its per-request override hook: present in
+    botocore 1.43.107 and 1.44, absent in 1.43.11) and passes the result to urllib3 for that one request; the
+    connection pool and its configured timeouts are shared and untouched, so concurrent steps each get their
+    own bound.
     """
 
-    def handler(request: Any, **_: Any) -> None:
-        cid = _CORRELATION.get()
-        if cid is None:
-            return
-        agent = request.headers.get("User-Agent") or b""
-        if isinstance(agent, str):
-            agent = agent.encode("ascii", "replace")
-        # Idempotent: a resent request must not collect a second suffix.
-        agent = _CID_SUFFIX.sub(b"", agent)
-        request.headers["User-Agent"] = agent + b" pp-cid/" + _UNSAFE.sub("_", cid).encode("ascii")
-        # Returning nothing: a non-None return value from before-send would be taken as the response.
+    def _get_request_timeout(self, request: Any) -> Timeout | None:
+        call = _CALL.get()
+        if call is None:
+            return super()._get_request_timeout(request)  # type: ignore[misc,no-any-return]
+        seconds = call.request_timeout()
+        # total: connect and the wait for the reply share the step's time, as the runner's deadline does.
+        return Timeout(connect=seconds, read=seconds, total=seconds)
 
-    return handler
+
+def _bound_by_step(made: BaseClient) -> None:
+    endpoint = made._endpoint  # type: ignore[attr-defined]  # botocore keeps the endpoint private
+    http_session = endpoint.http_session
+    if type(http_session) is not URLLib3Session or not hasattr(URLLib3Session, "_get_request_timeout"):
+        # Failing loudly: without the hook a hung request would outlive its step by botocore's timeout.
+        raise errors.AwsSetupError(
+            f"botocore {botocore.__version__} has no per-request timeout hook: AWS requests cannot be "
+            "bounded by the step's deadline"
+        )
+    # Same state (pools, proxies, TLS settings), one method more; only this client's session changes.
+    http_session.__class__ = _StepBoundHttpSession
+
+
+def _botocore_session() -> BotocoreSession:
+    core = BotocoreSession()
+    # A registered component of the session: every client it creates parses replies through the fallback.
+    core.register_component("response_parser_factory", errors.StatusFallbackParsers())
+    return core
 
 
 def client_config(settings: AwsSettings) -> Config:
@@ -91,8 +163,9 @@ def _new_client(session: boto3.Session, service: str, settings: AwsSettings) -> 
         service, config=client_config(settings), endpoint_url=settings.endpoint_url
     )
     made.meta.events.register(
-        f"before-send.{made.meta.service_model.service_id.hyphenize()}", _tag_user_agent()
+        f"before-send.{made.meta.service_model.service_id.hyphenize()}", _tag_user_agent
     )
+    _bound_by_step(made)
     return made
 
 
@@ -111,21 +184,27 @@ class _Fixed(CredentialProvider):
 
 
 def _base_session(credentials: AwsCredentials, region: str) -> boto3.Session:
+    core = _botocore_session()
     if isinstance(credentials, AwsProfileCredentials):
-        return boto3.Session(profile_name=credentials.profile, region_name=region)
+        return boto3.Session(botocore_session=core, profile_name=credentials.profile, region_name=region)
     if isinstance(credentials, AwsStaticCredentials):
         token = credentials.session_token
         return boto3.Session(
+            botocore_session=core,
             aws_access_key_id=credentials.access_key_id.secret().reveal(),
             aws_secret_access_key=credentials.secret_access_key.secret().reveal(),
             aws_session_token=token.secret().reveal() if token is not None else None,
             region_name=region,
         )
-    return boto3.Session(region_name=region)
+    return boto3.Session(botocore_session=core, region_name=region)
 
 
 def build_session(settings: AwsSettings) -> boto3.Session:
-    """The environment's session: default chain, profile, static keys, or a role assumed from one of them."""
+    """The environment's session: default chain, profile, static keys, or a role assumed from one of them.
+
+    Call it inside :func:`step_client`: the assume_role requests (now, and each refresh, made during
+    whichever step needs fresh credentials) are bounded and tagged like the step's own.
+    """
     credentials = settings.credentials
     if not isinstance(credentials, AwsAssumeRoleCredentials):
         return _base_session(credentials, settings.region)
@@ -144,7 +223,10 @@ def build_session(settings: AwsSettings) -> boto3.Session:
                     ExternalId=external.secret().reveal(),
                 )
         except ClientError as exc:
-            # The environment's own identity failed: no verdict on the step is possible (harness error).
+            failure = errors.translate(exc)
+            if failure is not None and failure.outcome is Outcome.ERROR:
+                raise  # the target failed or throttled: its fault, classified as any step's call would be
+            # The environment's own identity was refused: no verdict on the step is possible (harness error).
             raise errors.AwsSetupError(f"environment role {role}: {errors.error_code(exc)}") from exc
         issued = reply["Credentials"]
         return {
@@ -154,30 +236,48 @@ def build_session(settings: AwsSettings) -> boto3.Session:
             "expiry_time": issued["Expiration"].isoformat(),
         }
 
-    # Fetched now, outside any step's timer; botocore refreshes them before they expire.
+    # Fetched now, outside the step's timer; botocore refreshes them before they expire.
     refreshable = RefreshableCredentials.create_from_metadata(fetch(), fetch, _Fixed.METHOD)
-    core = BotocoreSession()
+    core = _botocore_session()
     core.register_component("credential_provider", CredentialResolver([_Fixed(refreshable)]))
     return boto3.Session(botocore_session=core, region_name=settings.region)
 
 
-@overload
-def client(ctx: ProbeContext, service: Literal["sts"]) -> STSClient: ...
-@overload
-def client(ctx: ProbeContext, service: Literal["s3"]) -> S3Client: ...
-@overload
-def client(ctx: ProbeContext, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
-def client(ctx: ProbeContext, service: Service) -> Any:
-    """The environment's cached client for ``service``, tagged from now on with this step's correlation id.
-
-    Call it at the start of each step, before the action: that is what moves the correlation id.
-    """
+def aws_settings(ctx: ProbeContext) -> AwsSettings:
+    """The environment's ``aws`` section; AwsSetupError when it has none."""
     settings = ctx.environment.aws
     if settings is None:
         raise errors.AwsSetupError(f"environment {ctx.environment.name!r} has no aws settings")
-    _CORRELATION.set(ctx.correlation_id)
-    session = ctx.clients.get("aws:session", lambda: build_session(settings))
-    return ctx.clients.get(f"aws:client:{service}", lambda: _new_client(session, service, settings))
+    return settings
+
+
+@contextmanager
+def _calling(ctx: ProbeContext, service: Service) -> Iterator[Any]:
+    settings = aws_settings(ctx)
+    reset = _CALL.set(_Call(ctx.correlation_id, ctx.deadline, settings.timeout_seconds))
+    try:
+        # Built inside the block: the environment's own assume_role is bounded by this step's deadline too.
+        session = ctx.clients.get(SESSION_KEY, lambda: build_session(settings))
+        yield ctx.clients.get(f"aws:client:{service}", lambda: _new_client(session, service, settings))
+    finally:
+        _CALL.reset(reset)
+
+
+@overload
+def step_client(ctx: ProbeContext, service: Literal["sts"]) -> AbstractContextManager[STSClient]: ...
+@overload
+def step_client(ctx: ProbeContext, service: Literal["s3"]) -> AbstractContextManager[S3Client]: ...
+@overload
+def step_client(
+    ctx: ProbeContext, service: Literal["secretsmanager"]
+) -> AbstractContextManager[SecretsManagerClient]: ...
+def step_client(ctx: ProbeContext, service: Service) -> AbstractContextManager[Any]:
+    """The environment's cached client for ``service``, acting for this step inside the ``with`` block.
+
+    Every request made in the block carries the step's correlation id and gets at most what is left of its
+    deadline; after the block, the thread carries nothing of the step.
+    """
+    return _calling(ctx, service)
 
 
 class AwsProbe:

@@ -14,7 +14,7 @@ from parityprobe.model import Grant
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
-from .client import ENVIRONMENT_SESSION_NAME, AwsProbe, client
+from .client import ENVIRONMENT_SESSION_NAME, AwsProbe, step_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sts.type_defs import AssumeRoleRequestTypeDef
@@ -75,8 +75,7 @@ class CallerIdentity(AwsProbe):
     secret_outputs: frozenset[str] = frozenset()
 
     def run(self, params: NoParams, ctx: ProbeContext) -> ProbeResult:
-        sts = client(ctx, "sts")
-        with ctx.timer:
+        with step_client(ctx, "sts") as sts, ctx.timer:
             reply = sts.get_caller_identity()
         arn = reply["Arn"]
         return ProbeResult(
@@ -114,7 +113,6 @@ class AssumeRole(AwsProbe):
     secret_outputs = outputs
 
     def run(self, params: AssumeRoleParams, ctx: ProbeContext) -> ProbeResult:
-        sts = client(ctx, "sts")
         request: AssumeRoleRequestTypeDef = {
             "RoleArn": params.role_arn,
             "RoleSessionName": session_name(ctx.correlation_id),
@@ -123,7 +121,7 @@ class AssumeRole(AwsProbe):
             request["DurationSeconds"] = params.duration_seconds
         if params.external_id is not None:
             request["ExternalId"] = params.external_id.reveal()
-        with ctx.timer:
+        with step_client(ctx, "sts") as sts, ctx.timer:
             reply = sts.assume_role(**request)
         issued = reply["Credentials"]
         ttl = round((issued["Expiration"] - datetime.now(UTC)).total_seconds())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from types import MappingProxyType
 
+from botocore.exceptions import ReadTimeoutError
 from pydantic import Field
 
 from parityprobe.model import Grant
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 
-from .client import AwsProbe, client
+from .client import AwsProbe, step_client
 
 _CHUNK = 64 * 1024
 
@@ -24,7 +26,9 @@ class S3GetObjectParams(ProbeParams):
 class S3GetObject(AwsProbe):
     """``s3:GetObject`` of ``bucket``/``key``, reading the body to the end and discarding it.
 
-    The timer covers the call and the read: a reply whose body never arrives is not a success.
+    The timer covers the call and the read: a reply whose body never arrives is not a success. Each read
+    waits at most what was left of the step when the request was sent, but a body can keep trickling in:
+    one still arriving at the step's deadline is cut at the next chunk, as a read timeout.
     Grant: nothing beyond the decision (the caller's identity is ``aws.caller_identity``'s).
     Outputs: ``etag`` (as S3 returns it, quoted), ``content_length`` (the bytes read) and ``version_id``
     (empty unless the bucket is versioned; random per environment, so never compared), plain strings.
@@ -36,14 +40,15 @@ class S3GetObject(AwsProbe):
     secret_outputs: frozenset[str] = frozenset()
 
     def run(self, params: S3GetObjectParams, ctx: ProbeContext) -> ProbeResult:
-        s3 = client(ctx, "s3")
         read = 0
-        with ctx.timer:
+        with step_client(ctx, "s3") as s3, ctx.timer:
             reply = s3.get_object(Bucket=params.bucket, Key=params.key)
             body = reply["Body"]
             try:
                 for chunk in body.iter_chunks(_CHUNK):
                     read += len(chunk)
+                    if time.monotonic() > ctx.deadline:
+                        raise ReadTimeoutError(endpoint_url=s3.meta.endpoint_url)
             finally:
                 body.close()
         return ProbeResult(

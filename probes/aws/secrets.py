@@ -11,7 +11,7 @@ from parityprobe.model import Grant
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
-from .client import AwsProbe, client
+from .client import AwsProbe, step_client
 
 
 class SecretReadParams(ProbeParams):
@@ -38,8 +38,7 @@ class SecretRead(AwsProbe):
     secret_outputs = frozenset({"value"})
 
     def run(self, params: SecretReadParams, ctx: ProbeContext) -> ProbeResult:
-        secretsmanager = client(ctx, "secretsmanager")
-        with ctx.timer:
+        with step_client(ctx, "secretsmanager") as secretsmanager, ctx.timer:
             reply = secretsmanager.get_secret_value(
                 SecretId=params.secret_id, VersionStage=params.version_stage
             )

@@ -11,6 +11,7 @@ import json
 import secrets
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from parityprobe.config.environments import AwsAssumeRoleCredentials, AwsStaticC
 from parityprobe.lab.servers import ServerProcess, free_port, start_moto
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult
-from parityprobe.probes.aws.client import client
+from parityprobe.probes.aws.client import step_client
 from parityprobe.probes.aws.errors import error_code
 from parityprobe.probes.aws.identity import AssumeRole, CallerIdentity
 from parityprobe.probes.aws.s3 import S3GetObject
@@ -236,7 +237,7 @@ def test_secret_read_allowed(workload_env: Environment, lab: Lab) -> None:
     assert isinstance(value, Secret) and value == Secret(lab.secret_value)
     assert lab.secret_value not in repr(result)
     assert isinstance(result.outputs["version_id"], str) and result.outputs["version_id"]
-    assert result.grant.version == "AWSCURRENT"
+    assert result.grant.stages == frozenset({"AWSCURRENT"})
 
 
 def test_secret_read_without_policy_is_denied_from_motos_403(lab: Lab, tmp_path: Path) -> None:
@@ -332,7 +333,8 @@ def _agents_received(lab: Lab) -> list[str]:
 def test_user_agent_carries_the_current_step(workload_env: Environment, lab: Lab) -> None:
     shared = ClientCache()
     first, second = context(workload_env, "ua-first", shared), context(workload_env, "ua-second", shared)
-    assert client(first, "sts") is client(second, "sts")  # one cached client for both steps
+    with step_client(first, "sts") as one, step_client(second, "sts") as other:
+        assert one is other  # one cached client for both steps
     for ctx in (first, second):
         result = observe(CallerIdentity(), {}, ctx)
         assert isinstance(result, ProbeResult)  # the signature still verifies with the header changed
@@ -342,3 +344,15 @@ def test_user_agent_carries_the_current_step(workload_env: Environment, lab: Lab
     assert len(with_first) == 1 and len(with_second) == 1
     assert "parityprobe/" in with_first[0]
     assert with_second[0].count("pp-cid/") == 1
+
+
+def test_concurrent_steps_each_send_their_own_correlation_id(workload_env: Environment, lab: Lab) -> None:
+    shared = ClientCache()
+    steps = [context(workload_env, f"ua-concurrent-{i}", shared) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda ctx: observe(CallerIdentity(), {}, ctx), steps))
+    assert all(isinstance(result, ProbeResult) for result in results)
+    agents = _agents_received(lab)
+    for ctx in steps:
+        assert sum(agent.endswith(f" pp-cid/{ctx.correlation_id}") for agent in agents) == 1
+    assert all(agent.count("pp-cid/") <= 1 for agent in agents)

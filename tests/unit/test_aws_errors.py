@@ -1,4 +1,5 @@
-"""The AWS exception table: every botocore exception class is mapped, and error codes are normalised."""
+"""The AWS exception table: every botocore exception class is mapped, error codes are normalised, and a reply
+whose body botocore cannot read is classified by its HTTP status, never as a decision."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import string
 from typing import Any
 
 import botocore.exceptions as bx
+import botocore.parsers as bp
 import pytest
 from botocore.exceptions import ClientError
+from botocore.session import Session as BotocoreSession
 
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import Failure
-from parityprobe.probes.aws.errors import AwsSetupError, error_code, translate
+from parityprobe.probes.aws.errors import (
+    UNREADABLE_REPLY,
+    AwsSetupError,
+    StatusFallbackParsers,
+    error_code,
+    translate,
+)
 
 MOTO_403_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Errors><Error><Code>AccessDenied</Code>'
@@ -33,12 +42,18 @@ _SPECIAL_ARGUMENTS: dict[str, Any] = {
 }
 
 
+# Where botocore defines exceptions a call can raise: its exception module, and its parsers (whose
+# ResponseParserError is no BotoCoreError).
+_EXCEPTION_MODULES = (bx, bp)
+
+
 def _botocore_exception_classes() -> list[type[BaseException]]:
     return sorted(
         (
             cls
-            for cls in vars(bx).values()
-            if inspect.isclass(cls) and issubclass(cls, BaseException) and cls.__module__ == bx.__name__
+            for module in _EXCEPTION_MODULES
+            for cls in vars(module).values()
+            if inspect.isclass(cls) and issubclass(cls, BaseException) and cls.__module__ == module.__name__
         ),
         key=lambda cls: cls.__name__,
     )
@@ -70,7 +85,13 @@ def _instances() -> tuple[list[BaseException], set[str]]:
 
 def test_introspection_finds_the_known_classes() -> None:
     names = {cls.__name__ for cls in _botocore_exception_classes()}
-    assert {"ClientError", "NoCredentialsError", "ConnectTimeoutError", "EndpointConnectionError"} <= names
+    assert {
+        "ClientError",
+        "NoCredentialsError",
+        "ConnectTimeoutError",
+        "EndpointConnectionError",
+        "ResponseParserError",
+    } <= names
     assert len(names) > 50
 
 
@@ -110,6 +131,7 @@ def test_every_botocore_exception_is_mapped(exc: BaseException) -> None:
         (bx.ProfileNotFound(profile="nope"), ErrorKind.HARNESS_ERROR),
         (bx.CredentialRetrievalError(provider="sso", error_msg="expired"), ErrorKind.HARNESS_ERROR),
         (AwsSetupError("environment role arn:aws:iam::1:role/x: AccessDenied"), ErrorKind.HARNESS_ERROR),
+        (bp.ResponseParserError("Unable to parse response: b'<html>'"), ErrorKind.TARGET_ERROR),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else value.value,
 )
@@ -135,7 +157,14 @@ CLIENT_CASES: list[tuple[str | None, int, str, Outcome, ErrorKind | None, str]] 
     ("UnauthorizedOperation", 403, "m", DENIED, None, "AccessDenied"),
     ("AuthorizationError", 403, "m", DENIED, None, "AccessDenied"),
     ("403", 403, MOTO_403_BODY, DENIED, None, "AccessDenied"),  # moto, JSON-protocol service
-    ("403", 403, "", DENIED, None, "AccessDenied"),  # S3 HEAD: no body
+    # A bare 403 says nothing about who refused (a WAF, a proxy): never a guessed deny.
+    ("403", 403, "Forbidden", ERROR, ErrorKind.TARGET_ERROR, "403"),  # REST-XML generic, S3 HEAD
+    ("403", 403, "<html><body>Blocked by WAF</body></html>", ERROR, ErrorKind.TARGET_ERROR, "403"),  # JSON
+    (None, 403, "", ERROR, ErrorKind.TARGET_ERROR, "403"),  # query: an HTML page parsed as XML
+    ("", 403, "", ERROR, ErrorKind.TARGET_ERROR, "403"),  # REST-XML: an HTML page parsed as XML
+    ("401", 401, "Unauthorized", ERROR, ErrorKind.TARGET_ERROR, "401"),
+    # Only an AWS error document is read for a code: a page that mentions <Code> is not one.
+    ("403", 403, "<html><p><Code>AccessDenied</Code></p></html>", ERROR, ErrorKind.TARGET_ERROR, "403"),
     ("InvalidClientTokenId", 403, "m", DENIED, None, "invalid credentials"),
     ("SignatureDoesNotMatch", 403, "m", DENIED, None, "invalid credentials"),
     ("ExpiredToken", 400, "m", DENIED, None, "invalid credentials"),
@@ -154,16 +183,18 @@ CLIENT_CASES: list[tuple[str | None, int, str, Outcome, ErrorKind | None, str]] 
     ("NoSuchBucket", 404, "m", NOT_FOUND, None, "NoSuchBucket"),
     ("ResourceNotFoundException", 400, "m", NOT_FOUND, None, "ResourceNotFoundException"),
     ("NoSuchEntity", 404, "m", NOT_FOUND, None, "NoSuchEntity"),
-    ("404", 404, "", NOT_FOUND, None, "404"),
+    ("404", 404, "Not Found", ERROR, ErrorKind.TARGET_ERROR, "404"),  # a misrouted request, or S3 HEAD
     ("Throttling", 400, "m", ERROR, ErrorKind.THROTTLED, "Throttling"),
     ("ThrottlingException", 400, "m", ERROR, ErrorKind.THROTTLED, "ThrottlingException"),
     ("TooManyRequestsException", 429, "m", ERROR, ErrorKind.THROTTLED, "TooManyRequestsException"),
     ("RequestLimitExceeded", 503, "m", ERROR, ErrorKind.THROTTLED, "RequestLimitExceeded"),
     ("SlowDown", 503, "m", ERROR, ErrorKind.THROTTLED, "SlowDown"),
     ("SomethingElse", 429, "m", ERROR, ErrorKind.THROTTLED, "SomethingElse"),
+    ("429", 429, "", ERROR, ErrorKind.THROTTLED, "429"),  # an empty 429 from a gateway
     ("InternalError", 500, "m", ERROR, ErrorKind.TARGET_ERROR, "InternalError"),
     ("ServiceUnavailable", 503, "m", ERROR, ErrorKind.TARGET_ERROR, "ServiceUnavailable"),
     ("502", 502, "<html>Bad Gateway</html>", ERROR, ErrorKind.TARGET_ERROR, "502"),
+    ("503", 503, '{"message": "upstream connect error"}', ERROR, ErrorKind.TARGET_ERROR, "503"),
     (None, 500, "", ERROR, ErrorKind.TARGET_ERROR, "500"),
     ("ValidationError", 400, "m", ERROR, ErrorKind.TARGET_ERROR, "ValidationError"),
     ("MalformedPolicyDocument", 400, "m", ERROR, ErrorKind.TARGET_ERROR, "MalformedPolicyDocument"),
@@ -203,3 +234,52 @@ def test_reason_never_carries_the_body() -> None:
 @pytest.mark.parametrize("exc", [ValueError("x"), KeyError("Credentials"), RuntimeError("boom")])
 def test_foreign_exceptions_are_unknown(exc: BaseException) -> None:
     assert translate(exc) is None
+
+
+def test_unreadable_reply_reason_never_carries_the_body() -> None:
+    failure = translate(bp.ResponseParserError("Unable to parse response:\nb'RoleArn=arn:aws:iam::1:role/x'"))
+    assert failure == Failure(Outcome.ERROR, UNREADABLE_REPLY, ErrorKind.TARGET_ERROR)
+
+
+# One operation per protocol the probes use: (service, operation, protocol).
+OPERATIONS = [
+    ("sts", "GetCallerIdentity", "query"),
+    ("secretsmanager", "GetSecretValue", "json"),
+    ("s3", "GetObject", "rest-xml"),
+]
+
+
+def _parse(service: str, operation: str, status: int, body: bytes) -> Any:
+    model = BotocoreSession().get_service_model(service)
+    parser = StatusFallbackParsers().create_parser(model.resolved_protocol)
+    response = {"status_code": status, "headers": {"Content-Type": "text/plain"}, "body": body}
+    return parser.parse(response, model.operation_model(operation).output_shape)
+
+
+@pytest.mark.parametrize(("service", "operation", "protocol"), OPERATIONS, ids=[op[2] for op in OPERATIONS])
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(503, b'{"message": "RoleArn=arn:aws:iam::1:role/x"}'), (429, b""), (500, b"Internal Server Error")],
+    ids=["json-503", "empty-429", "plain-500"],
+)
+def test_an_error_reply_botocore_cannot_read_carries_its_status(
+    service: str, operation: str, protocol: str, status: int, body: bytes
+) -> None:
+    parsed = _parse(service, operation, status, body)
+    assert parsed["Error"]["Code"] == str(status)
+    assert parsed["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert b"RoleArn" not in repr(parsed).encode()
+
+
+def test_a_readable_error_reply_is_parsed_by_botocore_as_before() -> None:
+    body = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>"
+    parsed = _parse("sts", "GetCallerIdentity", 403, body)
+    assert parsed["Error"] == {"Code": "AccessDenied", "Message": "no"}
+
+
+def test_a_success_reply_of_the_wrong_shape_is_unreadable() -> None:
+    # A captive proxy's page with a 200: botocore's query parser raises KeyError for the missing result.
+    with pytest.raises(bp.ResponseParserError):
+        _parse("sts", "GetCallerIdentity", 200, b"<html><body>sign in</body></html>")
+    with pytest.raises(bp.ResponseParserError):
+        _parse("sts", "GetCallerIdentity", 200, b"not xml at all")
