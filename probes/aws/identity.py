@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -103,7 +103,7 @@ class AssumeRole(AwsProbe):
     READ: the probe only attempts the role; the credentials it receives are never used by it (a later step
     may, through the outputs). CloudTrail records the session name, which ties the event to the step.
     Grant: ``identity`` = the assumed-role ARN with the session normalised to ``<correlation-id>``;
-    ``ttl_seconds`` = seconds until the credentials expire.
+    ``ttl_seconds`` = seconds until the credentials expire (by the runner's clock); ``expires_at``.
     Outputs: ``access_key_id``, ``secret_access_key``, ``session_token``, all :class:`Secret`.
     """
 
@@ -124,11 +124,16 @@ class AssumeRole(AwsProbe):
         with step_client(ctx, "sts") as sts, ctx.timer:
             reply = sts.assume_role(**request)
         issued = reply["Credentials"]
-        ttl = round((issued["Expiration"] - datetime.now(UTC)).total_seconds())
+        expires = issued["Expiration"]
+        if expires.tzinfo is None:
+            # STS sends UTC; some AWS-compatible servers (moto) omit the zone, so botocore's value is naive.
+            expires = expires.replace(tzinfo=UTC)
+        ttl = round((expires - ctx.now()).total_seconds())
         return ProbeResult(
             grant=Grant(
                 identity=normalise_arn(reply["AssumedRoleUser"]["Arn"], ctx.correlation_id),
                 ttl_seconds=max(0, ttl),
+                expires_at=expires.astimezone(UTC),
             ),
             outputs=MappingProxyType(
                 {
