@@ -43,13 +43,25 @@ def load_model(path: Path, model: type[M]) -> tuple[M, Locator]:
     """Load one YAML file into ``model``; InputError naming file, line and field otherwise."""
     data, locator = load_yaml(path)
     if not isinstance(data, dict):
-        raise InputError(
-            [Problem(path, 1, None, f"expected a mapping at the top of the file ({model.__name__})")]
-        )
+        if () not in locator.lines:  # no node at all: empty, or only comments
+            message = f"the file holds no YAML document: expected a mapping ({model.__name__})"
+        else:
+            message = f"expected a mapping at the top of the file ({model.__name__}), found {_kind(data)}"
+        raise InputError([Problem(path, locator.line(()) or 1, None, message)])
     try:
         return model.model_validate(data), locator
     except ValidationError as exc:
         raise InputError(validation_problems(exc, locator)) from None
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a list" if isinstance(value, list) else "null"
 
 
 def load_environments(
@@ -121,6 +133,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 
 def load_scenarios(paths: Iterable[Path]) -> list[LoadedScenario]:
     """Every scenario under ``paths``; all files' problems are reported together, ids must be unique."""
+    paths = list(paths)
     loaded: list[LoadedScenario] = []
     problems: list[Problem] = []
     for path in discover(paths):
@@ -138,5 +151,11 @@ def load_scenarios(paths: Iterable[Path]) -> list[LoadedScenario]:
     if problems:
         raise InputError(problems)
     if not loaded:
-        raise InputError([Problem(None, None, None, "no scenario files found")])
+        # Files named directly always load or fail above, so every path here is a directory without any.
+        patterns = ", ".join(f"*{suffix}" for suffix in SCENARIO_SUFFIXES)
+        message = f"no scenario files ({patterns}) in this directory"
+        raise InputError(
+            [Problem(p, None, None, message) for p in paths]
+            or [Problem(None, None, None, "no scenario files or directories named")]
+        )
     return loaded

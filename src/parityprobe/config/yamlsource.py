@@ -1,18 +1,51 @@
-"""YAML with positions: every key and list item is mapped to its line, so any problem can name it."""
+"""YAML with positions and limits: every key and list item is mapped to its line, so any problem can name it.
+
+``load_yaml`` is the one loader for every user file (scenarios, environments, the lab profile). It takes
+plain data only (text, numbers, booleans, null, lists, mappings with text keys) and, before building
+anything, refuses with file and line what would exhaust memory or the stack:
+
+- ``MAX_FILE_BYTES``, 1 MiB: our files are a few KiB.
+- ``MAX_DEPTH``, 64 nested lists or mappings, aliases expanded: ours nest 5 deep; 64 keeps composing,
+  constructing and validating far from Python's recursion limit.
+- ``MAX_ALIASES``, 500: sharing an expectation between steps takes a handful.
+- ``MAX_NODES``, 100,000 nodes counted as if every alias were expanded: what pydantic and the line index
+  walk, so it bounds their time and memory (a "billion laughs" file expands to 10**9 from 342 bytes).
+
+Depth and expanded size are measured by one iterative pass over the parser's events before composing,
+memoised per anchor: nothing is expanded to measure it, no recursion meets a deep file. libyaml parses
+when PyYAML has it (several times faster), else the pure-Python parser; both give the same data and lines.
+Unquoted dates stay text, as in YAML 1.2, rather than becoming ``datetime``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import Resolver
 
+from parityprobe.config.yamlchecks import (
+    TAG_PREFIX as _Y,
+)
+from parityprobe.config.yamlchecks import (
+    PathPart,
+    check_events,
+    check_nodes,
+    format_path,
+    line_of,
+    read_text,
+    short_tag,
+)
 from parityprobe.errors import InputError, Problem
 
-PathPart = str | int
+__all__ = ["Locator", "PathPart", "format_path", "load_yaml", "validation_problems"]
+
+LIBYAML: bool = yaml.__with_libyaml__
 
 
 @dataclass(frozen=True)
@@ -59,60 +92,114 @@ class Locator:
         return tuple(out)
 
 
-def format_path(path: Sequence[PathPart]) -> str:
-    """``steps[2].with.path`` for ``("steps", 2, "with", "path")``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+class _Resolver(Resolver):
+    # No implicit timestamps (a date would reach probes as ``datetime``) nor ``=`` (a "value" key type
+    # nothing constructs): both stay text, as YAML 1.2 reads them. A copy: PyYAML's own table is untouched.
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_Y + "timestamp", _Y + "value")]
+        for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+    }
 
 
-def load_yaml(path: Path) -> tuple[Any, Locator]:
-    """Parse one YAML document; syntax errors and duplicate keys become an InputError with the line."""
+def _checked(construct: Any) -> Any:
+    def checked(constructor: SafeConstructor, node: yaml.ScalarNode) -> Any:
+        try:
+            return construct(constructor, node)
+        except (ValueError, KeyError, ArithmeticError) as exc:
+            # ``!!int abc``, ``!!bool maybe`` or an integer too long for int() fail inside PyYAML.
+            shown = node.value if len(node.value) <= 20 else node.value[:20] + "…"
+            problem = f"cannot read {shown!r} as {short_tag(node.tag)}"
+            raise ConstructorError(None, None, problem, node.start_mark) from exc
+
+    return checked
+
+
+class _Constructor(SafeConstructor):
+    # A copy of PyYAML's table with the scalar readers that can raise wrapped into located errors.
+    yaml_constructors = {
+        **SafeConstructor.yaml_constructors,
+        **{_Y + n: _checked(SafeConstructor.yaml_constructors[_Y + n]) for n in ("int", "float", "bool")},
+    }
+
+
+class _Loader(Protocol):
+    def __init__(self, stream: str) -> None: ...
+    def get_event(self) -> yaml.Event | None: ...
+    def get_single_node(self) -> yaml.Node | None: ...
+    def construct_document(self, node: yaml.Node) -> Any: ...
+    def dispose(self) -> None: ...
+
+
+# The constructor and resolver above come first; the stock loaders' own __init__ sets every part up.
+class _PythonLoader(_Constructor, _Resolver, yaml.SafeLoader):
+    pass
+
+
+_LOADERS: dict[bool, type[_Loader]] = {False: _PythonLoader}
+if LIBYAML:
+
+    class _CLoader(_Constructor, _Resolver, yaml.CSafeLoader):
+        pass
+
+    _LOADERS[True] = _CLoader
+
+
+def load_yaml(path: Path, *, libyaml: bool | None = None) -> tuple[Any, Locator]:
+    """Parse one YAML document within the limits above; every problem is an InputError with file and line.
+
+    ``libyaml`` chooses the parser: by default libyaml's where PyYAML has it; the pure-Python one otherwise,
+    and also where libyaml is asked for but missing.
+    """
+    text = read_text(path)
+    loader_class = _LOADERS[LIBYAML if libyaml is None else (libyaml and LIBYAML)]
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Problem(path, None, None, f"cannot read file: {exc.strerror}")]) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        check_events(loader_class(text), path)
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                check_nodes(node, path)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        message = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        raise InputError([Problem(path, line, None, f"invalid YAML: {message}")]) from None
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(path, None, None, f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
+        raise InputError([_syntax_problem(path, exc)]) from None
+    except yaml.YAMLError as exc:  # none is known without a mark once the text is checked; still one line
+        raise InputError([Problem(path, None, None, f"invalid YAML: {_one_line(str(exc))}")]) from None
     locator = Locator(path, data)
-    problems: list[Problem] = []
     if node is not None:
-        _index(node, (), locator, problems)
-    if problems:
-        raise InputError(problems)
+        _index(node, locator)
     return data, locator
 
 
-def _index(node: yaml.Node, path: tuple[PathPart, ...], loc: Locator, problems: list[Problem]) -> None:
-    loc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            if key in seen:
-                problems.append(
-                    Problem(
-                        loc.file, key_node.start_mark.line + 1, format_path((*path, key)), "duplicate key"
-                    )
-                )
-            seen.add(key)
-            loc.lines[(*path, key)] = key_node.start_mark.line + 1
-            _index(value_node, (*path, key), loc, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*path, i), loc, problems)
+def _index(root: yaml.Node, locator: Locator) -> None:
+    """The line of every path in the data; aliased content is located at its anchor."""
+    todo: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(root, ())]
+    while todo:
+        node, where = todo.pop()
+        locator.lines.setdefault(where, line_of(node))
+        if isinstance(node, yaml.MappingNode):
+            # Merge keys are flattened by now: as in the data, a later pair overrides an earlier one.
+            pairs = {key_node.value: (key_node, value_node) for key_node, value_node in node.value}
+            for key, (key_node, value_node) in pairs.items():
+                locator.lines[(*where, key)] = line_of(key_node)
+                todo.append((value_node, (*where, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((item, (*where, i)) for i, item in enumerate(node.value))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    context = exc.context or ""
+    if context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+        context += f" (line {exc.context_mark.line + 1})"
+    message = ": ".join(part for part in (context, exc.problem) if part)
+    return Problem(path, line, None, f"invalid YAML: {_one_line(message)}")
 
 
 _MESSAGES = {
