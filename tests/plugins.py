@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -23,6 +25,7 @@ class EchoParams(ProbeParams):
     sleep: float = 0.0
     ttl: int | None = None
     identity: str | None = None
+    policies: list[str] | None = None
 
 
 class Echo:
@@ -32,6 +35,7 @@ class Echo:
     Params: ClassVar[type[ProbeParams]] = EchoParams
     outputs: ClassVar[frozenset[str]] = frozenset({"value", "token", "correlation_id"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset({"token"})
+    section: ClassVar[str | None] = None
     effect: ClassVar[Effect] = Effect.READ
     calls: ClassVar[list[tuple[str, EchoParams]]] = []
 
@@ -49,7 +53,8 @@ class Echo:
             "token": Secret("tok-" + params.value, "token"),
             "correlation_id": ctx.correlation_id,
         }
-        grant = Grant(ttl_seconds=params.ttl, identity=params.identity)
+        policies = frozenset(params.policies) if params.policies is not None else None
+        grant = Grant(ttl_seconds=params.ttl, identity=params.identity, policies=policies)
         return ProbeResult(Outcome.ALLOWED, grant, MappingProxyType(outputs))
 
     def translate(self, exc: BaseException) -> Failure | None:
@@ -63,3 +68,202 @@ class Write(Echo):
 
     name: ClassVar[str] = "test.write"
     effect: ClassVar[Effect] = Effect.WRITE
+
+
+class Missing(Exception):
+    """What the inventory plane raises for something that is not there."""
+
+
+class Inventory:
+    """The in-memory "target" of the create and remove probes: what exists, per environment.
+
+    Names are ``<environment>/<name>``, so the environments of one run never see each other's things.
+    """
+
+    lock: ClassVar[threading.Lock] = threading.Lock()
+    created: ClassVar[set[str]] = set()
+    removals: ClassVar[list[tuple[str, str]]] = []  # (correlation id, name), in the order removed
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls.lock:
+            cls.created.clear()
+            cls.removals.clear()
+
+    @classmethod
+    def add(cls, name: str) -> None:
+        with cls.lock:
+            cls.created.add(name)
+
+    @classmethod
+    def remove(cls, correlation_id: str, name: str) -> None:
+        with cls.lock:
+            cls.removals.append((correlation_id, name))
+            if name not in cls.created:
+                raise Missing(name)
+            cls.created.remove(name)
+
+
+def _translate_inventory(exc: BaseException) -> Failure | None:
+    if isinstance(exc, Refused):
+        return Failure(Outcome.DENIED, "refused")
+    if isinstance(exc, Missing):
+        return Failure(Outcome.NOT_FOUND, "no such thing")
+    return None
+
+
+class CreateParams(ProbeParams):
+    name: str
+    refuse: bool = False  # the target refuses: nothing is created, the undo is not needed
+    fail: bool = False  # the probe raises after creating
+    late: float = 0.0  # seconds between recording the undo and creating (a slow target)
+    undo_probe: str = "test.remove"
+    undo_refuse: bool = False
+    undo_crash: bool = False
+    leak: Secret | None = None  # passed into the undo's parameters, which must refuse it
+
+
+class Create:
+    """Creates ``<environment>/<name>`` in the :class:`Inventory`, recording its undo *before* the action."""
+
+    name: ClassVar[str] = "test.create"
+    Params: ClassVar[type[ProbeParams]] = CreateParams
+    outputs: ClassVar[frozenset[str]] = frozenset({"name"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    effect: ClassVar[Effect] = Effect.WRITE
+
+    def run(self, params: CreateParams, ctx: ProbeContext) -> ProbeResult:
+        thing = f"{ctx.environment.name}/{params.name}"
+        if params.leak is not None:
+            ctx.record_undo(f"remove {thing}", probe=params.undo_probe, name=thing, token=params.leak)  # type: ignore[arg-type]
+        entry = ctx.record_undo(
+            f"remove {thing}",
+            probe=params.undo_probe,
+            name=thing,
+            refuse=params.undo_refuse,
+            crash=params.undo_crash,
+        )
+        if params.late:
+            time.sleep(params.late)
+        if params.refuse:
+            ctx.undo_not_needed(entry)
+            raise Refused("no")
+        with ctx.timer:
+            Inventory.add(thing)
+        if params.fail:
+            raise RuntimeError(f"failed after creating {thing}")
+        return ProbeResult(outputs=MappingProxyType({"name": thing}))
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return _translate_inventory(exc)
+
+
+class RemoveParams(ProbeParams):
+    name: str
+    refuse: bool = False
+    crash: bool = False
+
+
+class Remove:
+    """Removes a thing from the :class:`Inventory`: the undo of ``test.create``. Absent is NOT_FOUND."""
+
+    name: ClassVar[str] = "test.remove"
+    Params: ClassVar[type[ProbeParams]] = RemoveParams
+    outputs: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    effect: ClassVar[Effect] = Effect.WRITE
+
+    def run(self, params: RemoveParams, ctx: ProbeContext) -> ProbeResult:
+        if params.refuse:
+            raise Refused("no")
+        if params.crash:
+            raise RuntimeError("the remove probe crashed")
+        with ctx.timer:
+            Inventory.remove(ctx.correlation_id, params.name)
+        return ProbeResult()
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return _translate_inventory(exc)
+
+
+class TrackParams(ProbeParams):
+    key: str = ""
+    sleep: float = 0.0
+    meet: bool = False  # wait (up to 5s) until two probe calls of this environment have overlapped
+
+
+class Track:
+    """Records when each call enters and leaves, per environment, so tests see order and overlap
+    without measuring time."""
+
+    name: ClassVar[str] = "test.track"
+    Params: ClassVar[type[ProbeParams]] = TrackParams
+    outputs: ClassVar[frozenset[str]] = frozenset({"key", "now"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    effect: ClassVar[Effect] = Effect.READ
+    changed: ClassVar[threading.Condition] = threading.Condition()
+    events: ClassVar[list[tuple[str, str, str]]] = []  # (enter|exit, environment, correlation id)
+    active: ClassVar[Counter[str]] = Counter()
+    peak: ClassVar[Counter[str]] = Counter()
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls.changed:
+            cls.events.clear()
+            cls.active.clear()
+            cls.peak.clear()
+
+    def run(self, params: TrackParams, ctx: ProbeContext) -> ProbeResult:
+        env = ctx.environment.name
+        with Track.changed:
+            Track.events.append(("enter", env, ctx.correlation_id))
+            Track.active[env] += 1
+            Track.peak[env] = max(Track.peak[env], Track.active[env])
+            Track.changed.notify_all()
+            if params.meet:
+                Track.changed.wait_for(lambda: Track.peak[env] >= 2, timeout=5)
+        try:
+            if params.sleep:
+                time.sleep(params.sleep)
+        finally:
+            with Track.changed:
+                Track.active[env] -= 1
+                Track.events.append(("exit", env, ctx.correlation_id))
+        outputs = {"key": params.key, "now": ctx.now().isoformat()}
+        return ProbeResult(outputs=MappingProxyType(outputs))
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return None
+
+
+class PollParams(ProbeParams):
+    ready_at: int = 1  # the attempt at which the condition first holds; 0: never
+    within: float = 5.0
+    interval: float = 0.001
+
+
+class Poll:
+    """Waits with ``ctx.poll`` for a condition that holds on a given attempt; reports what poll saw."""
+
+    name: ClassVar[str] = "test.poll"
+    Params: ClassVar[type[ProbeParams]] = PollParams
+    outputs: ClassVar[frozenset[str]] = frozenset({"value", "attempts"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    effect: ClassVar[Effect] = Effect.READ
+
+    def run(self, params: PollParams, ctx: ProbeContext) -> ProbeResult:
+        asked = 0
+
+        def ready() -> str | None:
+            nonlocal asked
+            asked += 1
+            return "ready" if params.ready_at and asked >= params.ready_at else None
+
+        polled = ctx.poll(ready, within=params.within, interval=params.interval)
+        outputs = MappingProxyType({"value": polled.value or "", "attempts": str(polled.attempts)})
+        if polled.value is None:
+            return ProbeResult(Outcome.NOT_FOUND, outputs=outputs, reason="never held")
+        return ProbeResult(outputs=outputs)
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return None

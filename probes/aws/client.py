@@ -61,6 +61,7 @@ Service = Literal["sts", "s3", "secretsmanager"]
 # compare across environments.
 ENVIRONMENT_SESSION_NAME = "parityprobe"
 SESSION_KEY = "aws:session"
+SECTION = "aws"
 _CID_SUFFIX = re.compile(rb" pp-cid/\S*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,@-]")
 # A step whose deadline has passed still gets a moment, so its request fails as a timeout, not as a bug.
@@ -284,6 +285,7 @@ class AwsProbe:
     """Base of the AWS probes: READ by default, exceptions translated by :func:`errors.translate`."""
 
     effect: ClassVar[Effect] = Effect.READ
+    section: ClassVar[str | None] = SECTION
 
     def translate(self, exc: BaseException) -> Failure | None:
         """The outcome a botocore exception means (see :mod:`parityprobe.probes.aws.errors`)."""

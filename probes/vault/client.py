@@ -31,6 +31,7 @@ from .errors import VaultSetupError
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CLIENT_KEY = "vault"
+SECTION = "vault"
 TOKEN_KEY = "vault.token"
 
 
@@ -198,6 +199,7 @@ class VaultProbe:
     """Base of the Vault plane's probes: every one of them translates exceptions through :mod:`.errors`."""
 
     effect: ClassVar[Effect] = Effect.READ
+    section: ClassVar[str | None] = SECTION
 
     def translate(self, exc: BaseException) -> Failure | None:
         """See :func:`parityprobe.probes.vault.errors.translate`."""

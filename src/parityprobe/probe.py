@@ -192,13 +192,15 @@ class Probe(Protocol):
     ``Params`` is the model the step's ``with`` binds to; ``outputs`` names what later steps may
     reference (``${{ steps.ID.outputs.NAME }}``), and ``secret_outputs`` which of them are always a
     :class:`~parityprobe.secret.Secret` (validation refuses them anywhere but a secret parameter);
-    ``effect`` is the least effect a step using it has.
+    ``effect`` is the least effect a step using it has; ``section`` names the environment section it
+    acts through (``vault``, ``aws``: every environment must have it), or None.
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[ProbeParams]]
     outputs: ClassVar[frozenset[str]]
     secret_outputs: ClassVar[frozenset[str]]
+    section: ClassVar[str | None]
     effect: ClassVar[Effect]
 
     def run(self, params: Any, ctx: ProbeContext) -> ProbeResult: ...

@@ -18,10 +18,11 @@ constructor that takes no arguments; this is checked when it loads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from parityprobe.errors import PluginError
+from parityprobe.plugins import PluginRegistry
 
 if TYPE_CHECKING:
     from parityprobe.redact import Redactor
@@ -49,55 +50,26 @@ class Renderer(Protocol):
         ...
 
 
-class RendererRegistry:
+class RendererRegistry(PluginRegistry[Renderer]):
     """Maps format names to renderers; a renderer's module is imported when its name is first asked for."""
 
+    group = RENDERER_GROUP
+    kind = "renderer"
+
     def __init__(self, entries: dict[str, EntryPoint] | None = None) -> None:
-        if entries is None:
-            entries = {ep.name: ep for ep in entry_points(group=RENDERER_GROUP)}
-        self._entries = entries
-        self._loaded: dict[str, type[Renderer]] = {}
+        super().__init__(entries)
         self._instances: dict[str, Renderer] = {}
-
-    @classmethod
-    def of(cls, *renderers: type[Renderer]) -> RendererRegistry:
-        """A registry holding exactly these classes (for tests and embedding)."""
-        registry = cls(entries={})
-        for renderer in renderers:
-            registry._loaded[renderer.name] = renderer
-        return registry
-
-    def names(self) -> list[str]:
-        """Every registered format, sorted."""
-        return sorted(set(self._entries) | set(self._loaded))
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries or name in self._loaded
 
     def renderer_class(self, name: str) -> type[Renderer]:
         """The class registered as ``name``; PluginError if none is, or it fails to load or check."""
-        if name in self._loaded:
-            return self._loaded[name]
-        entry = self._entries.get(name)
-        if entry is None:
-            if not self.names():
-                # The built-in formats are entry points too: none at all means stale install metadata.
-                raise PluginError(
-                    f"unknown report format {name!r}: no renderer is registered in {RENDERER_GROUP} "
-                    "(reinstall parityprobe, e.g. pip install -e ., so its entry points are current)"
-                )
-            raise PluginError(f"unknown report format {name!r} (formats: {', '.join(self.names())})")
-        try:
-            loaded = entry.load()
-        except Exception as exc:  # an import failure in a plugin is the plugin's problem, reported clearly
-            raise PluginError(f"renderer {name!r} ({entry.value}) failed to load: {exc}") from exc
+        return self.load(name)
+
+    def check(self, name: str, loaded: type) -> str | None:
         # Checked at load, like a probe: a wrong entry point fails here, naming itself, not mid-report.
-        if not isinstance(loaded, type) or getattr(loaded, "name", None) != name:
-            raise PluginError(f"entry point {name!r} ({entry.value}) is not a renderer class named {name!r}")
-        if not callable(getattr(loaded, "render", None)):
-            raise PluginError(f"renderer {name!r} ({entry.value}) has no render(view, redactor, options)")
-        self._loaded[name] = loaded
-        return loaded
+        problem = super().check(name, loaded)
+        if problem is None and not callable(getattr(loaded, "render", None)):
+            return "has no render(view, redactor, options)"
+        return problem
 
     def renderer(self, name: str) -> Renderer:
         """A shared instance of the renderer (renderers hold no per-report state)."""
