@@ -11,8 +11,10 @@ from parityprobe.config.template import (
     Scope,
     TemplateError,
     VarRef,
+    parse_template,
     references,
     render,
+    scan,
 )
 from parityprobe.secret import Secret
 
@@ -53,3 +55,50 @@ def test_missing_output_and_unknown_expression() -> None:
         render("${{ secrets.x }}", SCOPE)
     with pytest.raises(TemplateError, match=r"vars\.nope is not defined"):
         render("${{ vars.nope }}", SCOPE)
+
+
+MALFORMED = [
+    "${{ vars.team /db",
+    "${{ vars.team ${{ vars.team }}",
+    "${{ }}",
+    "${{ secrets.x }}",
+    "${{ vars.team }}}}",
+    "${{ vars.team }}}",
+    "{{ vars.team }}",
+]
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_one_grammar_for_validation_and_rendering(text: str) -> None:
+    # What validation refuses, rendering refuses too: nothing is ever sent as literal nonsense.
+    ((path, found),) = list(scan({"p": text}))
+    assert path == ("p",) and isinstance(found, TemplateError)
+    with pytest.raises(TemplateError):
+        parse_template(text)
+    with pytest.raises(TemplateError):
+        render({"p": text}, SCOPE)
+    with pytest.raises(TemplateError):
+        list(references(text))
+
+
+def test_templates_split_text_and_references() -> None:
+    template = parse_template("arn:${{vars.account_id}}:${{ env.name }}")
+    assert template.parts == ("arn:", VarRef("account_id"), ":", EnvNameRef())
+    assert template.whole is None
+    assert parse_template(" ${{ vars.team }}").whole is None  # surrounding text makes it text
+    assert parse_template("${{\n  steps.login.outputs.token\n}}").whole == OutputRef("login", "token")
+    # No escape: ``$${{`` is a literal '$' and a reference; single braces are plain text.
+    assert render("$${{ vars.team }} {x} a}}b", SCOPE) == "$payments {x} a}}b"
+
+
+def test_mapping_keys_never_hold_references() -> None:
+    found = dict(scan({"headers": {"${{ vars.team }}": "x", "ok": ["${{ vars.team }}"]}}))
+    assert isinstance(found[("headers", "${{ vars.team }}")], TemplateError)
+    assert found[("headers", "ok", 0)] == parse_template("${{ vars.team }}")
+    with pytest.raises(TemplateError, match="mapping key"):
+        render({"${{ vars.team }}": "x"}, SCOPE)
+
+
+def test_rendered_var_values_are_not_parsed_again() -> None:
+    scope = Scope("staging", {"odd": "${{ vars.team }"}, {})
+    assert render("x-${{ vars.odd }}", scope) == "x-${{ vars.team }"

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import enum
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from parityprobe.config.durations import Duration
+from parityprobe.config.durations import Duration, humanise
 from parityprobe.model import Effect, Outcome
 
 # Step ids end up in correlation ids and AWS session names (``pp-<run>-<step>``, at most 64 characters).
 StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 ScenarioId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+
+# The crontab's fields, as APScheduler's CronTrigger names them, and as people do.
+_CRON_FIELDS = (
+    ("minute", "minute"),
+    ("hour", "hour"),
+    ("day", "day-of-month"),
+    ("month", "month"),
+    ("day_of_week", "day-of-week"),
+)
+_APS_PREFIX = re.compile(r"^Error validating expression '[^']*': ")
+# Any fixed instant serves: a 5-field crontab matches again within the calendar's 28-year cycle, or never.
+_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+_GAP_SAMPLE = 32  # runs looked at to find the shortest time between two of them
 
 
 class _Input(BaseModel):
@@ -71,8 +87,14 @@ class Tolerance(_Input):
 
 
 class Schedule(_Input):
-    """When the daemon runs the scenario: a 5-field crontab in UTC."""
+    """When the daemon runs the scenario: a 5-field crontab in UTC, days of the week as names (mon-fri).
 
+    A restricted day of month and day of week must both match (0 0 1-7 * mon: the first Monday), unlike
+    classic cron. ``jitter``, a random delay before each run, must be shorter than the time between runs.
+    """
+
+    # The crontab is parsed by the scheduler's own parser (APScheduler's CronTrigger.from_crontab), so
+    # what validates is what runs.
     cron: str
     jitter: Duration | None = None
 
@@ -85,7 +107,48 @@ class Schedule(_Input):
         # APScheduler reads day-of-week 0 as Monday where cron means Sunday: accept only names there.
         if any(ch.isdigit() for ch in fields[4]):
             raise ValueError("write the day-of-week field with names (mon-fri, sun), not numbers")
+        cron_trigger = _cron_trigger_class()
+        for (name, label), field in zip(_CRON_FIELDS, fields, strict=True):
+            try:
+                cron_trigger(timezone="UTC", **{name: field})
+            except ValueError as exc:  # each field alone first, so the message can name it
+                raise ValueError(f"{label} field {field!r}: {_APS_PREFIX.sub('', str(exc))}") from None
+        trigger = cron_trigger.from_crontab(value, timezone="UTC")
+        if trigger.get_next_fire_time(None, _REFERENCE) is None:
+            raise ValueError(f"{value!r} never fires: no date matches it")
         return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cron = info.data.get("cron")
+        if not value or cron is None:  # without a valid crontab, its own error says enough
+            return value
+        gap = _shortest_gap(_cron_trigger_class().from_crontab(cron, timezone="UTC"))
+        if value >= gap:
+            raise ValueError(
+                f"jitter {humanise(value)} is not shorter than the {humanise(gap)} between runs: "
+                "a delayed run could start after the next one is due"
+            )
+        return value
+
+
+def _cron_trigger_class() -> Any:
+    """APScheduler's CronTrigger, imported only when a schedule is checked: keeps ``--help`` fast."""
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]  # ships no hints
+
+    return CronTrigger
+
+
+def _shortest_gap(trigger: Any) -> int:
+    """The shortest time, in seconds, between two runs among the first few after a fixed instant."""
+    times: list[datetime] = []
+    now = _REFERENCE
+    while len(times) < _GAP_SAMPLE and (fire := trigger.get_next_fire_time(None, now)) is not None:
+        times.append(fire)
+        now = fire + timedelta(seconds=1)
+    gaps = [int((b - a).total_seconds()) for a, b in itertools.pairwise(times)]
+    return min(gaps, default=0)
 
 
 class Step(_Input):
@@ -109,13 +172,5 @@ class Scenario(_Input):
     tags: list[str] = Field(default_factory=list)
     schedule: Schedule | None = None
     steps: list[Step] = Field(min_length=1)
+    # Step ids are unique across steps and cleanup: the plan checks it, where each id's line is known.
     cleanup: list[Step] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_step_ids(self) -> Scenario:
-        seen: set[str] = set()
-        for step in [*self.steps, *self.cleanup]:
-            if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice")
-            seen.add(step.id)
-        return self
