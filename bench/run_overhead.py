@@ -23,9 +23,11 @@ import boto3
 import hvac
 from botocore.config import Config
 
-from parityprobe.config.environments import AwsStaticCredentials, Environment, VaultApprole
+from parityprobe.config.environments import Environment
 from parityprobe.lab.lab import running_lab
 from parityprobe.pipeline import execute, plan
+from parityprobe.probes.aws.settings import AwsSettings, AwsStaticCredentials
+from parityprobe.probes.vault.settings import VaultApprole, VaultSettings
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 
@@ -52,11 +54,12 @@ def scenario_text() -> str:
 
 def direct(env: Environment) -> None:
     """The same calls, made directly with the SDKs."""
-    assert env.vault is not None and env.aws is not None
-    auth = env.vault.auth
-    creds = env.aws.credentials
+    vault_settings, aws_settings = env.section("vault", VaultSettings), env.section("aws", AwsSettings)
+    assert vault_settings is not None and aws_settings is not None
+    auth = vault_settings.auth
+    creds = aws_settings.credentials
     assert isinstance(auth, VaultApprole) and isinstance(creds, AwsStaticCredentials)
-    vault = hvac.Client(url=env.vault.address)
+    vault = hvac.Client(url=vault_settings.address)
     login = vault.auth.approle.login(
         role_id=auth.role_id.secret().reveal(), secret_id=auth.secret_id.secret().reveal(), use_token=False
     )
@@ -64,11 +67,11 @@ def direct(env: Environment) -> None:
     session = boto3.Session(
         aws_access_key_id=creds.access_key_id.secret().reveal(),
         aws_secret_access_key=creds.secret_access_key.secret().reveal(),
-        region_name=env.aws.region,
+        region_name=aws_settings.region,
     )
     config = Config(retries={"total_max_attempts": 1})
-    sts = session.client("sts", endpoint_url=env.aws.endpoint_url, config=config)
-    secrets = session.client("secretsmanager", endpoint_url=env.aws.endpoint_url, config=config)
+    sts = session.client("sts", endpoint_url=aws_settings.endpoint_url, config=config)
+    secrets = session.client("secretsmanager", endpoint_url=aws_settings.endpoint_url, config=config)
     team = env.vars["team"]
     for i in range(1, STEPS):
         kind = i % 4

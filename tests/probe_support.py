@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
-from parityprobe.config.environments import Environment
+from parityprobe.config.environments import (
+    CORE_FIELDS,
+    Environment,
+    EnvironmentsFile,
+    SectionRegistry,
+    environment_model,
+    environments_model,
+)
 from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
 from parityprobe.redact import Redactor
 
@@ -33,3 +41,16 @@ def observe(probe: Probe, params: Mapping[str, object], ctx: ProbeContext) -> Pr
         failure = probe.translate(exc)
         assert failure is not None, f"untranslated {exc!r}"
         return failure
+
+
+def environment(data: Mapping[str, Any]) -> Environment:
+    """An environment from its settings, its sections validated by the registered section plugins."""
+    sections = [key for key in data if key not in CORE_FIELDS]
+    return environment_model(sections, SectionRegistry()).model_validate(dict(data))
+
+
+def environments_file(data: Mapping[str, Any]) -> EnvironmentsFile:
+    """An environments file's content, validated as ``parityprobe`` loads one (secrets not read)."""
+    envs = data.get("environments", {})
+    sections = {key for env in envs.values() for key in env if key not in CORE_FIELDS}
+    return environments_model(sections, SectionRegistry()).model_validate(dict(data))

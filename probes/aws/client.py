@@ -38,23 +38,18 @@ from botocore.session import Session as BotocoreSession
 from urllib3 import Timeout
 
 from parityprobe import __version__
-from parityprobe.config.environments import (
-    AwsAssumeRoleCredentials,
-    AwsProfileCredentials,
-    AwsSettings,
-    AwsStaticCredentials,
-)
 from parityprobe.model import Effect, Outcome
 from parityprobe.probe import Failure, ProbeContext
 
 from . import errors
+from .settings import AwsAssumeRoleCredentials, AwsProfileCredentials, AwsSettings, AwsStaticCredentials
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sts import STSClient
 
-    from parityprobe.config.environments import AwsCredentials
+    from .settings import AwsCredentials
 
 Service = Literal["sts", "s3", "secretsmanager"]
 # Session name of the environment's own assume_role: the same everywhere, so the identities it yields
@@ -246,7 +241,7 @@ def build_session(settings: AwsSettings) -> boto3.Session:
 
 def aws_settings(ctx: ProbeContext) -> AwsSettings:
     """The environment's ``aws`` section; AwsSetupError when it has none."""
-    settings = ctx.environment.aws
+    settings = ctx.environment.section(SECTION, AwsSettings)
     if settings is None:
         raise errors.AwsSetupError(f"environment {ctx.environment.name!r} has no aws settings")
     return settings

@@ -21,13 +21,13 @@ import hvac
 import hvac.exceptions as hv
 from hvac.adapters import JSONAdapter
 
-from parityprobe.config.environments import VaultApprole, VaultSettings, VaultToken
 from parityprobe.model import Effect
 from parityprobe.probe import Failure, ProbeContext
 from parityprobe.secret import Secret
 
 from . import errors
 from .errors import VaultSetupError
+from .settings import VaultApprole, VaultSettings, VaultToken
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CLIENT_KEY = "vault"
@@ -88,7 +88,7 @@ class VaultConnection:
 
 def vault_settings(ctx: ProbeContext) -> VaultSettings:
     """The environment's ``vault`` section; VaultSetupError when it has none."""
-    settings = ctx.environment.vault
+    settings = ctx.environment.section(SECTION, VaultSettings)
     if settings is None:
         raise VaultSetupError(f"environment {ctx.environment.name!r} has no 'vault' section")
     return settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import ClassVar
 
-from parityprobe.config.environments import VaultApprole
 from parityprobe.model import Grant, OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
@@ -19,6 +18,7 @@ from .client import (
     vault_settings,
 )
 from .errors import VaultSetupError
+from .settings import VaultApprole
 
 
 class ApproleLoginParams(ProbeParams):

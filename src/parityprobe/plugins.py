@@ -41,6 +41,13 @@ class PluginRegistry(Generic[T]):
             registry._loaded[getattr(plugin, "name")] = plugin  # noqa: B009  # T is unbounded
         return registry
 
+    @classmethod
+    def named(cls: type[R], plugins: dict[str, type[T]]) -> R:
+        """A registry holding exactly these classes under these names (for plugins without a ``name``)."""
+        registry = cls(entries={})
+        registry._loaded.update(plugins)
+        return registry
+
     def names(self) -> list[str]:
         """Every registered name, sorted."""
         return sorted(set(self._entries) | set(self._loaded))
@@ -60,7 +67,9 @@ class PluginRegistry(Generic[T]):
         except Exception as exc:  # an import failure in a plugin is the plugin's problem, reported clearly
             raise PluginError(f"{self.kind} {name!r} ({entry.value}) failed to load: {exc}") from exc
         if not isinstance(loaded, type):
-            raise PluginError(f"entry point {name!r} ({entry.value}) is not a {self.kind} class named {name!r}")
+            raise PluginError(
+                f"entry point {name!r} ({entry.value}) is not a {self.kind} class named {name!r}"
+            )
         problem = self.check(name, loaded)
         if problem is not None:
             raise PluginError(f"{self.kind} {name!r} ({entry.value}) {problem}")

@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from parityprobe.config.environments import AwsAssumeRoleCredentials, AwsStaticCredentials, Environment
+from parityprobe.config.environments import Environment
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult
 from parityprobe.probes.aws.client import build_session, step_client
@@ -27,8 +27,9 @@ from parityprobe.probes.aws.errors import translate
 from parityprobe.probes.aws.identity import AssumeRole, CallerIdentity
 from parityprobe.probes.aws.s3 import S3GetObject
 from parityprobe.probes.aws.secrets import SecretRead
+from parityprobe.probes.aws.settings import AwsAssumeRoleCredentials, AwsStaticCredentials
 from tests.fault_server import ECHO, FaultServer, Reply, fault_server, silent_endpoint, unconnectable_endpoint
-from tests.probe_support import observe, probe_context
+from tests.probe_support import environment, observe, probe_context
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/app-reader"
@@ -125,7 +126,7 @@ def _environment(tmp_path: Path, endpoint: str, **aws: Any) -> Environment:
     (tmp_path / "secret-key").write_text("fault-test-secret-key")
     settings = {"region": REGION, "endpoint_url": endpoint, "timeout_seconds": BOTOCORE_TIMEOUT, **aws}
     settings.setdefault("credentials", STATIC)
-    env = Environment.model_validate({"name": "staging", "aws": settings})
+    env = environment({"name": "staging", "aws": settings})
     assert env.aws is not None
     creds = env.aws.credentials
     base = creds.source if isinstance(creds, AwsAssumeRoleCredentials) else creds

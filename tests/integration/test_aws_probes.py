@@ -21,7 +21,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from parityprobe.config.environments import AwsAssumeRoleCredentials, AwsStaticCredentials, Environment
+from parityprobe.config.environments import Environment
 from parityprobe.lab.servers import ServerProcess, free_port, start_moto
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult
@@ -30,8 +30,9 @@ from parityprobe.probes.aws.errors import error_code
 from parityprobe.probes.aws.identity import AssumeRole, CallerIdentity
 from parityprobe.probes.aws.s3 import S3GetObject
 from parityprobe.probes.aws.secrets import SecretRead
+from parityprobe.probes.aws.settings import AwsAssumeRoleCredentials, AwsStaticCredentials
 from parityprobe.secret import Secret
-from tests.probe_support import observe, probe_context
+from tests.probe_support import environment, observe, probe_context
 
 pytestmark = pytest.mark.lab
 
@@ -138,7 +139,7 @@ def _environment(tmp_path: Path, endpoint: str, key: tuple[str, str], **aws: Any
         "secret_access_key": {"file": "secret-key"},
     }
     credentials = aws.pop("credentials", static)
-    env = Environment.model_validate(
+    env = environment(
         {
             "name": "staging",
             "aws": {"region": REGION, "endpoint_url": endpoint, "credentials": credentials, **aws},

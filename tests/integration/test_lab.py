@@ -26,12 +26,13 @@ import pytest
 import requests
 import yaml
 
-from parityprobe.config.environments import Environment, EnvironmentsFile
+from parityprobe.config.environments import Environment
 from parityprobe.errors import InputError, LabError
 from parityprobe.lab.lab import down, status, up
 from parityprobe.lab.profile import DEFAULT_PROFILE, load_profile
 from parityprobe.lab.servers import ServerProcess, pid_alive, start_moto
 from parityprobe.lab.state import LabState, read_state
+from tests.probe_support import environments_file
 
 pytestmark = pytest.mark.lab
 
@@ -41,7 +42,7 @@ ENVIRONMENTS = ("staging", "production")
 @pytest.fixture(scope="module")
 def environments(lab: LabState) -> dict[str, Environment]:
     """The environments file the lab wrote, validated, with every secret reference resolved."""
-    parsed = EnvironmentsFile.model_validate(yaml.safe_load(lab.environments_file.read_text()))
+    parsed = environments_file(yaml.safe_load(lab.environments_file.read_text()))
     for env in parsed.environments.values():
         assert env.vault is not None and env.aws is not None
         assert env.vault.auth.method == "approle" and env.aws.credentials.method == "static"

@@ -14,16 +14,17 @@ from typing import Any
 import hvac
 import pytest
 
-from parityprobe.config.environments import Environment, EnvironmentsFile, VaultApprole
+from parityprobe.config.environments import Environment
 from parityprobe.lab.servers import ServerProcess, free_port
 from parityprobe.model import ErrorKind, Grant, Outcome
 from parityprobe.probe import ClientCache, Failure, ProbeContext, ProbeResult
 from parityprobe.probes.vault.client import TOKEN_KEY, connection
 from parityprobe.probes.vault.kv import KvRead
 from parityprobe.probes.vault.login import ApproleLogin
+from parityprobe.probes.vault.settings import VaultApprole
 from parityprobe.probes.vault.token import TokenLookup
 from parityprobe.secret import Secret
-from tests.probe_support import observe, probe_context
+from tests.probe_support import environments_file, observe, probe_context
 
 pytestmark = pytest.mark.lab
 
@@ -89,7 +90,7 @@ def lab(openbao: tuple[ServerProcess, Secret], tmp_path_factory: pytest.TempPath
     (folder / "role-id").write_text(role_id + "\n")
     (folder / "secret-id").write_text(secret_id + "\n")
     auth = {"method": "approle", "role_id": {"file": "role-id"}, "secret_id": {"file": "secret-id"}}
-    envs = EnvironmentsFile.model_validate(
+    envs = environments_file(
         {
             "environments": {
                 "staging": {"vault": {"address": server.url, "auth": {**auth, "mount": approle_mount}}}

@@ -7,8 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from parityprobe.cli import main
-from parityprobe.config.environments import EnvironmentsFile
-from parityprobe.config.load import LoadedEnvironments, load_model, load_scenarios
+from parityprobe.config.load import LoadedEnvironments, load_scenarios, parse_environments
 from parityprobe.config.plan import build_plan
 from parityprobe.config.schema import SCHEMA_FILE_NAME, scenario_schema_json
 from parityprobe.probe import Probe, ProbeParams
@@ -43,7 +42,7 @@ def test_checked_in_schema_is_current() -> None:
 
 
 def test_built_in_scenarios_plan_against_the_example_environments() -> None:
-    parsed, locator = load_model(REPO / "deploy" / "environments.example.yaml", EnvironmentsFile)
+    parsed, locator = parse_environments(REPO / "deploy" / "environments.example.yaml")
     envs = LoadedEnvironments(locator.file, locator, list(parsed.environments.values()))
     plan = build_plan(envs, load_scenarios([REPO / "scenarios"]), ProbeRegistry())
     assert {s.id for s in plan.scenarios} == {"token-fetch", "forbidden-calls", "break-glass"}

@@ -1,20 +1,49 @@
-"""The environments file: per environment, how to reach its Vault and AWS, its legitimate differences
-(``vars``) and its safety settings."""
+"""The environments file: per environment, its sections (how to reach each plane: ``vault``, ``aws``, …),
+its legitimate differences (``vars``) and its safety settings.
+
+The engine knows no plane. Each section is a plugin: a :class:`SectionSettings` model registered under its
+name in the ``parityprobe.sections`` entry-point group (the built-in ``vault`` and ``aws`` ones exactly as a
+third party's would be). :func:`environments_model` builds the file's model from the sections it uses, so
+pydantic validates every section with the same file:line errors as the rest, and a key that names no
+registered section is refused.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from parityprobe.config.secretref import SecretRef
 from parityprobe.model import Effect, Tier
+from parityprobe.plugins import PluginRegistry
 
+SECTION_GROUP = "parityprobe.sections"
 _PRODUCTION_NAMES = frozenset({"prod", "production", "prd"})
+S = TypeVar("S", bound="SectionSettings")
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SectionSettings(_Input):
+    """Base of an environment section's settings (a plane's connection and identity settings).
+
+    Secret fields are :class:`~parityprobe.config.secretref.SecretRef`; the loader reads every one of them,
+    wherever it is nested, before anything runs.
+    """
+
+    def resolve_paths(self, base_dir: Path) -> None:
+        """Make relative file paths (a CA bundle, say) relative to the environments file's directory."""
+
+
+def http_address(value: str) -> str:
+    """An ``http://`` or ``https://`` address without a trailing slash; ValueError otherwise."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
 
 
 def _scalar_to_str(value: Any) -> Any:
@@ -27,103 +56,6 @@ def _scalar_to_str(value: Any) -> Any:
 VarValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 
 
-class VaultApprole(_Input):
-    """AppRole login with the workload's own role id and secret id."""
-
-    method: Literal["approle"]
-    role_id: SecretRef
-    secret_id: SecretRef
-    mount: str = "approle"
-
-
-class VaultToken(_Input):
-    """A token the environment already holds (an agent sink, a wrapped token unwrapped elsewhere)."""
-
-    method: Literal["token"]
-    token: SecretRef
-
-
-VaultAuth = Annotated[VaultApprole | VaultToken, Field(discriminator="method")]
-
-
-def _http_address(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
-class VaultSettings(_Input):
-    """How to reach and authenticate to the environment's Vault (or OpenBao)."""
-
-    address: str
-    namespace: str | None = None
-    auth: VaultAuth
-    ca_cert: str | None = None
-    verify_tls: bool = True
-    timeout_seconds: float = Field(default=10.0, gt=0)
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        return _http_address(v)
-
-
-class AwsDefaultCredentials(_Input):
-    """The workload's own identity from the default chain (instance role, IRSA, environment variables)."""
-
-    method: Literal["default"] = "default"
-
-
-class AwsProfileCredentials(_Input):
-    """A named profile from the shared config files."""
-
-    method: Literal["profile"]
-    profile: str
-
-
-class AwsStaticCredentials(_Input):
-    """An access key given by reference."""
-
-    method: Literal["static"]
-    access_key_id: SecretRef
-    secret_access_key: SecretRef
-    session_token: SecretRef | None = None
-
-
-AwsBaseCredentials = Annotated[
-    AwsDefaultCredentials | AwsProfileCredentials | AwsStaticCredentials, Field(discriminator="method")
-]
-
-
-class AwsAssumeRoleCredentials(_Input):
-    """A role assumed from base credentials before any step runs."""
-
-    method: Literal["assume_role"]
-    role_arn: str
-    external_id: SecretRef | None = None
-    source: AwsBaseCredentials = Field(default_factory=AwsDefaultCredentials)
-
-
-AwsCredentials = Annotated[
-    AwsDefaultCredentials | AwsProfileCredentials | AwsStaticCredentials | AwsAssumeRoleCredentials,
-    Field(discriminator="method"),
-]
-
-
-class AwsSettings(_Input):
-    """Region, optional endpoint (for AWS-compatible servers) and the credentials to act with."""
-
-    region: str
-    endpoint_url: str | None = None
-    credentials: AwsCredentials = Field(default_factory=AwsDefaultCredentials)
-    timeout_seconds: float = Field(default=10.0, gt=0)
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _endpoint(cls, v: str | None) -> str | None:
-        return None if v is None else _http_address(v)
-
-
 class Safety(_Input):
     """Which step effects may run here. Read only unless the file says otherwise."""
 
@@ -134,12 +66,11 @@ class Safety(_Input):
 
 
 class Environment(_Input):
-    """One deployment target. ``name`` is its key in the environments file."""
+    """One deployment target. ``name`` is its key in the environments file; each section it has is a
+    field named for it (``env.vault``), and :meth:`section` gives typed access."""
 
     name: str = ""
     tier: Tier | None = None
-    vault: VaultSettings | None = None
-    aws: AwsSettings | None = None
     vars: dict[str, VarValue] = Field(default_factory=dict)
     safety: Safety = Field(default_factory=Safety)
 
@@ -150,9 +81,27 @@ class Environment(_Input):
             return self.tier
         return Tier.PRODUCTION if self.name.lower() in _PRODUCTION_NAMES else Tier.STAGING
 
+    def sections(self) -> dict[str, SectionSettings]:
+        """The sections this environment has, by name."""
+        return {
+            name: value
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SectionSettings)
+        }
+
+    def section(self, name: str, model: type[S]) -> S | None:
+        """The section ``name`` if the environment has it; TypeError if it is not a ``model``."""
+        value = self.sections().get(name)
+        if value is not None and not isinstance(value, model):
+            raise TypeError(f"section {name!r} is a {type(value).__name__}, not a {model.__name__}")
+        return value
+
+
+CORE_FIELDS = frozenset(Environment.model_fields)
+
 
 class EnvironmentsFile(_Input):
-    """The whole environments file."""
+    """The whole environments file (its environment model carries the sections in use)."""
 
     environments: dict[str, Environment] = Field(min_length=1)
 
@@ -161,3 +110,39 @@ class EnvironmentsFile(_Input):
         for name, env in self.environments.items():
             env.name = name
         return self
+
+
+class SectionRegistry(PluginRegistry[SectionSettings]):
+    """Environment sections by name, from the ``parityprobe.sections`` entry points."""
+
+    group = SECTION_GROUP
+    kind = "environment section"
+
+    def check(self, name: str, loaded: type) -> str | None:
+        if not issubclass(loaded, SectionSettings):
+            return "is not a SectionSettings model"
+        return None
+
+
+def environment_model(sections: Iterable[str], registry: SectionRegistry) -> type[Environment]:
+    """The model of one environment that may have these sections (each optional).
+
+    PluginError for a section nothing registers or that fails to load.
+    """
+    fields: dict[str, Any] = {name: (registry.load(name) | None, None) for name in sorted(set(sections))}
+    if not fields:
+        return Environment
+    return create_model("Environment", __base__=Environment, **fields)
+
+
+def environments_model(sections: Iterable[str], registry: SectionRegistry) -> type[EnvironmentsFile]:
+    """The environments file's model, its environments having these sections (see
+    :func:`environment_model`)."""
+    environment = environment_model(sections, registry)
+    if environment is Environment:
+        return EnvironmentsFile
+    return create_model(
+        "EnvironmentsFile",
+        __base__=EnvironmentsFile,
+        environments=(dict[str, environment], Field(min_length=1)),  # type: ignore[valid-type]
+    )

@@ -9,11 +9,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from parityprobe.config.environments import Environment, EnvironmentsFile
+from parityprobe.config.environments import (
+    CORE_FIELDS,
+    Environment,
+    EnvironmentsFile,
+    SectionRegistry,
+    environments_model,
+)
 from parityprobe.config.scenario import Scenario
 from parityprobe.config.secretref import SecretRef
 from parityprobe.config.yamlsource import Locator, PathPart, load_yaml, validation_problems
-from parityprobe.errors import InputError, Problem
+from parityprobe.errors import InputError, PluginError, Problem
 from parityprobe.redact import Redactor
 
 M = TypeVar("M", bound=BaseModel)
@@ -41,17 +47,28 @@ class LoadedEnvironments(Loaded):
 
 def load_model(path: Path, model: type[M]) -> tuple[M, Locator]:
     """Load one YAML file into ``model``; InputError naming file, line and field otherwise."""
+    data, locator = load_mapping(path, model.__name__)
+    return validate(model, data, locator), locator
+
+
+def validate(model: type[M], data: dict[str, Any], locator: Locator) -> M:
+    """``data`` (from ``locator``'s file) as ``model``; InputError with every problem located."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(validation_problems(exc, locator)) from None
+
+
+def load_mapping(path: Path, what: str) -> tuple[dict[str, Any], Locator]:
+    """One YAML file whose top is a mapping; InputError otherwise, saying what was found."""
     data, locator = load_yaml(path)
     if not isinstance(data, dict):
         if () not in locator.lines:  # no node at all: empty, or only comments
-            message = f"the file holds no YAML document: expected a mapping ({model.__name__})"
+            message = f"the file holds no YAML document: expected a mapping ({what})"
         else:
-            message = f"expected a mapping at the top of the file ({model.__name__}), found {_kind(data)}"
+            message = f"expected a mapping at the top of the file ({what}), found {_kind(data)}"
         raise InputError([Problem(path, locator.line(()) or 1, None, message)])
-    try:
-        return model.model_validate(data), locator
-    except ValidationError as exc:
-        raise InputError(validation_problems(exc, locator)) from None
+    return data, locator
 
 
 def _kind(value: object) -> str:
@@ -65,10 +82,17 @@ def _kind(value: object) -> str:
 
 
 def load_environments(
-    path: Path, redactor: Redactor, only: Iterable[str] | None = None
+    path: Path,
+    redactor: Redactor,
+    only: Iterable[str] | None = None,
+    sections: SectionRegistry | None = None,
 ) -> LoadedEnvironments:
-    """The environments file, restricted to ``only`` (in that order), with every secret reference read."""
-    parsed, locator = load_model(path, EnvironmentsFile)
+    """The environments file, restricted to ``only`` (in that order), with every secret reference read.
+
+    Each environment's sections are validated against the models their plugins register (``sections``,
+    by default the ``parityprobe.sections`` entry points); a key that names none is refused, located.
+    """
+    parsed, locator = parse_environments(path, sections)
     names = list(parsed.environments)
     if only is not None:
         wanted = list(only)
@@ -84,9 +108,8 @@ def load_environments(
     problems: list[Problem] = []
     for name in names:
         env = parsed.environments[name]
-        if env.vault is not None and env.vault.ca_cert is not None:
-            # Like secret files, a relative CA path is relative to the environments file, not the cwd.
-            env.vault.ca_cert = str((path.parent / Path(env.vault.ca_cert).expanduser()).resolve())
+        for settings in env.sections().values():
+            settings.resolve_paths(path.parent)
         for field_path, ref in _secret_refs(env, ("environments", name)):
             try:
                 redactor.register(ref.resolve(path.parent, label=str(field_path[-1])))
@@ -95,6 +118,35 @@ def load_environments(
     if problems:
         raise InputError(problems)
     return LoadedEnvironments(path, locator, [parsed.environments[n] for n in names])
+
+
+def parse_environments(
+    path: Path, sections: SectionRegistry | None = None
+) -> tuple[EnvironmentsFile, Locator]:
+    """The environments file validated, every section against its plugin's model; secrets not read yet."""
+    data, locator = load_mapping(path, EnvironmentsFile.__name__)
+    return validate(_model_for(data, locator, sections or SectionRegistry()), data, locator), locator
+
+
+def _model_for(data: dict[str, Any], locator: Locator, registry: SectionRegistry) -> type[EnvironmentsFile]:
+    """The file's model, with the sections its environments use; every unknown section is a problem."""
+    environments = data.get("environments")
+    used: dict[str, tuple[PathPart, ...]] = {}
+    if isinstance(environments, dict):
+        for env_name, env in environments.items():
+            if isinstance(env, dict):
+                for key in env:
+                    if key not in CORE_FIELDS:
+                        used.setdefault(str(key), ("environments", env_name, key))
+    problems = []
+    for section, where in used.items():
+        try:
+            registry.load(section)
+        except PluginError as exc:
+            problems.append(locator.problem(where, str(exc)))
+    if problems:
+        raise InputError(problems)
+    return environments_model(used, registry)
 
 
 def _secret_refs(

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from parityprobe.config.environments import EnvironmentsFile
+from parityprobe.config.environments import SectionRegistry, environments_model
 from parityprobe.errors import LabError
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
 from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
@@ -161,10 +161,14 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         name: _environment_entry(recorder.state, name, env, vault_seeds[name], aws_seeds[name])
         for name, env in environments.items()
     }
-    EnvironmentsFile.model_validate({"environments": document})  # never write a file parityprobe refuses
+    # Never write a file parityprobe refuses.
+    environments_model(_SECTIONS, SectionRegistry()).model_validate({"environments": document})
     header = "# Written by `parityprobe lab up` for the lab running here. Secrets are only referenced.\n"
     body = yaml.safe_dump({"environments": document}, sort_keys=False)
     recorder.state.environments_file.write_text(header + body, encoding="utf-8")
+
+
+_SECTIONS = ("vault", "aws")  # what the lab's environments have
 
 
 def _environment_entry(
