@@ -5,11 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
 
-from parityprobe.model import Effect, Grant, Outcome
+from parityprobe.config.load import load_environments, load_scenarios
+from parityprobe.config.plan import Plan, build_plan
+from parityprobe.model import Effect, Grant, Outcome, OutputValue
 from parityprobe.probe import Failure, ProbeContext, ProbeParams, ProbeResult
+from parityprobe.redact import Redactor
+from parityprobe.registry import ProbeRegistry
 from parityprobe.secret import Secret
 
 
@@ -48,7 +53,7 @@ class Echo:
             raise Refused("no")
         if params.crash:
             raise RuntimeError(f"crashed holding {params.token.reveal() if params.token else 'nothing'}")
-        outputs = {
+        outputs: dict[str, OutputValue] = {
             "value": params.value,
             "token": Secret("tok-" + params.value, "token"),
             "correlation_id": ctx.correlation_id,
@@ -83,12 +88,14 @@ class Inventory:
     lock: ClassVar[threading.Lock] = threading.Lock()
     created: ClassVar[set[str]] = set()
     removals: ClassVar[list[tuple[str, str]]] = []  # (correlation id, name), in the order removed
+    gate: ClassVar[threading.Event] = threading.Event()  # what a held create waits for
 
     @classmethod
     def reset(cls) -> None:
         with cls.lock:
             cls.created.clear()
             cls.removals.clear()
+            cls.gate.clear()
 
     @classmethod
     def add(cls, name: str) -> None:
@@ -116,7 +123,7 @@ class CreateParams(ProbeParams):
     name: str
     refuse: bool = False  # the target refuses: nothing is created, the undo is not needed
     fail: bool = False  # the probe raises after creating
-    late: float = 0.0  # seconds between recording the undo and creating (a slow target)
+    hold: bool = False  # a slow target: between recording the undo and creating, wait for Inventory.gate
     undo_probe: str = "test.remove"
     undo_refuse: bool = False
     undo_crash: bool = False
@@ -130,6 +137,7 @@ class Create:
     Params: ClassVar[type[ProbeParams]] = CreateParams
     outputs: ClassVar[frozenset[str]] = frozenset({"name"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
     effect: ClassVar[Effect] = Effect.WRITE
 
     def run(self, params: CreateParams, ctx: ProbeContext) -> ProbeResult:
@@ -143,8 +151,8 @@ class Create:
             refuse=params.undo_refuse,
             crash=params.undo_crash,
         )
-        if params.late:
-            time.sleep(params.late)
+        if params.hold:
+            Inventory.gate.wait(timeout=10)
         if params.refuse:
             ctx.undo_not_needed(entry)
             raise Refused("no")
@@ -171,6 +179,7 @@ class Remove:
     Params: ClassVar[type[ProbeParams]] = RemoveParams
     outputs: ClassVar[frozenset[str]] = frozenset()
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
     effect: ClassVar[Effect] = Effect.WRITE
 
     def run(self, params: RemoveParams, ctx: ProbeContext) -> ProbeResult:
@@ -200,6 +209,7 @@ class Track:
     Params: ClassVar[type[ProbeParams]] = TrackParams
     outputs: ClassVar[frozenset[str]] = frozenset({"key", "now"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
     effect: ClassVar[Effect] = Effect.READ
     changed: ClassVar[threading.Condition] = threading.Condition()
     events: ClassVar[list[tuple[str, str, str]]] = []  # (enter|exit, environment, correlation id)
@@ -240,6 +250,7 @@ class PollParams(ProbeParams):
     ready_at: int = 1  # the attempt at which the condition first holds; 0: never
     within: float = 5.0
     interval: float = 0.001
+    check: float = 0.0  # seconds each look at the condition takes (a call to the target)
 
 
 class Poll:
@@ -249,6 +260,7 @@ class Poll:
     Params: ClassVar[type[ProbeParams]] = PollParams
     outputs: ClassVar[frozenset[str]] = frozenset({"value", "attempts"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
     effect: ClassVar[Effect] = Effect.READ
 
     def run(self, params: PollParams, ctx: ProbeContext) -> ProbeResult:
@@ -257,6 +269,8 @@ class Poll:
         def ready() -> str | None:
             nonlocal asked
             asked += 1
+            if params.check:
+                time.sleep(params.check)
             return "ready" if params.ready_at and asked >= params.ready_at else None
 
         polled = ctx.poll(ready, within=params.within, interval=params.interval)
@@ -267,3 +281,22 @@ class Poll:
 
     def translate(self, exc: BaseException) -> Failure | None:
         return None
+
+
+PROBES = (Echo, Write, Create, Remove, Track, Poll)
+
+
+def registry() -> ProbeRegistry:
+    """A fresh registry of every test probe, as a third party's plugins would be registered."""
+    return ProbeRegistry.of(*PROBES)
+
+
+def build(tmp_path: Path, environments: str, *scenarios: str) -> Plan:
+    """The checked plan of these scenario texts (in this order) in these environments."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, text in enumerate(scenarios):
+        (folder / f"{index:02d}.yaml").write_text(text)
+    envs_file = tmp_path / "environments.yaml"
+    envs_file.write_text(environments)
+    return build_plan(load_environments(envs_file, Redactor()), load_scenarios([folder]), registry())

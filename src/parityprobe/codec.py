@@ -6,6 +6,9 @@ or :class:`~parityprobe.spec.ScenarioSpec`; ``from_record(cls, record)`` reads o
 :class:`RecordError` naming the field for a record of the wrong shape. Enums are written as their values,
 timestamps as ISO-8601 UTC, sets as sorted lists, and only the grant fields a probe filled.
 
+Keys added after a record's first version are optional when reading (an older record lacks them), and
+every key that is present must have the right type.
+
 A secret never enters a record: a :class:`~parityprobe.secret.Secret` output is written as ``"***"``, with
 its kind (the secret's label) under ``secret_outputs``, and reads back as a withheld secret that cannot be
 revealed.
@@ -216,7 +219,7 @@ class _Reader:
             raise self._fail(key, "one of " + ", ".join(str(m.value) for m in cls)) from None
 
     def strings(self, key: str) -> dict[str, str]:
-        value = self.record.get(key) or {}
+        value = self.record.get(key, {})
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self._fail(key, "an object of strings")
         return {str(k): v for k, v in value.items()}
@@ -311,9 +314,12 @@ def _read_spec(r: _Reader) -> ScenarioSpec:
 
 def _read_run(r: _Reader) -> Run:
     env = EnvironmentFacts(r.text("environment"), r.enum("tier", Tier), MappingProxyType(r.strings("vars")))
+    spec = _read_spec(r.child("spec"))
+    if r.text("scenario") != spec.id:
+        raise RecordError(f"{r.path}.scenario: {r.record['scenario']!r} is not its spec's id {spec.id!r}")
     return Run(
         id=r.text("id"),
-        spec=_read_spec(r.child("spec")),
+        spec=spec,
         env=env,
         started_at=r.moment("started_at"),
         finished_at=r.moment("finished_at"),

@@ -123,7 +123,8 @@ class ProbeContext:
     """Everything a probe receives besides its parameters.
 
     ``clock`` is the runner's (injectable) wall clock; ``journal`` takes undos recorded with
-    :meth:`record_undo`; ``sleep`` is what :meth:`poll` waits with (tests pass a fake).
+    :meth:`record_undo`; ``monotonic`` (what ``deadline`` is measured on) and ``sleep`` are what
+    :meth:`poll` keeps time and waits with (tests pass a fake pair).
     """
 
     environment: Environment
@@ -135,10 +136,11 @@ class ProbeContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     journal: RunJournal | None = None
     sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
 
     def remaining(self) -> float:
         """Seconds left before the step's deadline (at least a small positive number)."""
-        return max(0.05, self.deadline - time.monotonic())
+        return max(0.05, self.deadline - self.monotonic())
 
     def now(self) -> datetime:
         """The current time, timezone-aware UTC, from the runner's clock."""
@@ -152,7 +154,8 @@ class ProbeContext:
         """
         if self.journal is None:
             raise RuntimeError("this probe context has no undo journal")
-        return self.journal.record(self.now(), Undo(description, probe, MappingProxyType(dict(params))))
+        undo = Undo(description, probe, MappingProxyType(dict(params)))
+        return self.journal.record(self.now(), undo, self.correlation_id)
 
     def undo_not_needed(self, entry: JournalEntry) -> None:
         """The action was refused or created nothing: its undo must not run."""
@@ -168,21 +171,33 @@ class ProbeContext:
         backoff: float = 1.5,
         max_interval: float = 2.0,
     ) -> Polled[T]:
-        """Call ``until`` until it returns something other than None, for at most ``within`` seconds and
-        never past the step's deadline, waiting ``interval`` seconds (growing by ``backoff``) between
-        calls. Records how long the condition took to hold, e.g. for a rotation to take effect."""
-        start = time.monotonic()
-        stop = min(start + within, self.deadline)
+        """Call ``until`` until it returns something other than None, for at most ``within`` seconds,
+        waiting ``interval`` seconds (growing by ``backoff``, at most ``max_interval``) between calls.
+
+        Records how long the condition took to hold (e.g. a rotation taking effect). An attempt is started
+        only when it can end (taking as long as the last one did) within the budget and a moment before the
+        step's deadline, so the probe still returns its own verdict rather than being cut off.
+        """
+        start = self.monotonic()
+        stop = min(start + within, self.deadline - _VERDICT_MARGIN)
         attempts = 0
         wait = interval
         while True:
             attempts += 1
+            before = self.monotonic()
             value = until()
-            now = time.monotonic()
-            if value is not None or now >= stop:
+            now = self.monotonic()
+            if value is not None:
                 return Polled(value, now - start, attempts)
-            self.sleep(min(wait, max(0.0, stop - now)))
+            room = stop - now - (now - before)
+            if room <= 0:
+                return Polled(None, now - start, attempts)
+            self.sleep(min(wait, room))
             wait = min(wait * backoff, max_interval)
+
+
+# How long before its deadline a polling probe stops asking, to return its verdict in time.
+_VERDICT_MARGIN = 0.05
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -154,6 +154,8 @@ class Execution:
         self.started = RunStarted(self.run_id, spec, environment_facts(env), runner.clock())
         self.outputs: dict[str, Mapping[str, OutputValue]] = {}
         self.observed: dict[str, Observation] = {}
+        # Probe calls abandoned at their deadline, by correlation id: they may still create something.
+        self.abandoned: dict[str, Future[ProbeResult]] = {}
         self.scope = Scope(env.name, env.vars, self.outputs)
 
     def run(self) -> Run:
@@ -170,8 +172,10 @@ class Execution:
             for planned in self.planned.cleanup:
                 cleanup.append(self.step(planned))
                 listeners.cleanup_finished(self.started, cleanup[-1])
-            for index, entry in enumerate(reversed(self.journal.pending()), start=1):
-                cleanup.append(self.undo(entry, index))
+            pending = self.journal.pending()
+            running = self._still_running() if pending else set()
+            for index, entry in enumerate(reversed(pending), start=1):
+                cleanup.append(self.undo(entry, index, entry.recorded_by in running))
                 listeners.cleanup_finished(self.started, cleanup[-1])
         run = Run(
             id=self.run_id,
@@ -200,10 +204,23 @@ class Execution:
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
 
-    def undo(self, entry: JournalEntry, index: int) -> Observation:
+    def _still_running(self) -> set[str]:
+        """The abandoned calls that have not ended after a grace period: their actions may yet create
+        what their undos would remove, so those undos must not run (and be resolved) now."""
+        if self.abandoned:
+            wait(self.abandoned.values(), timeout=self.runner.step_timeout)
+        return {cid for cid, future in self.abandoned.items() if not future.done()}
+
+    def undo(self, entry: JournalEntry, index: int, in_flight: bool = False) -> Observation:
         """Run a recorded undo like a step. It is not checked against the environment's allowed effects:
-        it only removes what an allowed action created. Resolved when the thing is gone."""
+        it only removes what an allowed action created. Resolved when the thing is gone; left pending
+        (for the daemon to resume) when it fails or its action is still running."""
         base = self._factory(f"{UNDO_PREFIX}{index}", entry.undo.probe)
+        if in_flight:
+            return base.error(
+                ErrorKind.HARNESS_ERROR,
+                f"not run: the action it undoes ({entry.recorded_by}) is still running; left pending",
+            )
         try:
             probe = self._probe(self.runner.registry.probe_class(entry.undo.probe))
             params = probe.Params.model_validate(dict(entry.undo.params))
@@ -263,6 +280,7 @@ class Execution:
         try:
             result = future.result(timeout=timeout)
         except FutureTimeout:
+            self.abandoned[base.correlation_id] = future
             return base.error(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s")
         except Exception as exc:  # the probe boundary: every foreign exception is translated here
             elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6

@@ -10,6 +10,7 @@ journal must not hold one.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class Undo:
             if isinstance(value, Secret) or not isinstance(value, str | int | float | bool | None):
                 # A journal row outlives the run; a secret must never be written into it.
                 raise TypeError(f"undo parameter {name!r} must be a plain JSON value, never a secret")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TypeError(f"undo parameter {name!r} must be a finite number (JSON holds no NaN)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,16 @@ class JournalEntry:
     environment: str
     recorded_at: datetime
     undo: Undo
+    recorded_by: str = ""  # the correlation id of the step whose action it undoes
 
 
 class UndoJournal(Protocol):
     """Where undos are kept between the action and the end of the run. The result store implements it
     durably; :class:`MemoryJournal` serves a single invocation."""
 
-    def record(self, run_id: str, environment: str, recorded_at: datetime, undo: Undo) -> JournalEntry:
+    def record(
+        self, run_id: str, environment: str, recorded_at: datetime, undo: Undo, recorded_by: str = ""
+    ) -> JournalEntry:
         """Keep ``undo`` as pending; it must be durable before this returns."""
         ...
 
@@ -73,9 +79,12 @@ class MemoryJournal:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def record(self, run_id: str, environment: str, recorded_at: datetime, undo: Undo) -> JournalEntry:
+    def record(
+        self, run_id: str, environment: str, recorded_at: datetime, undo: Undo, recorded_by: str = ""
+    ) -> JournalEntry:
         with self._lock:
-            entry = JournalEntry(f"{run_id}-{next(self._ids)}", run_id, environment, recorded_at, undo)
+            entry_id = f"{run_id}-{next(self._ids)}"
+            entry = JournalEntry(entry_id, run_id, environment, recorded_at, undo, recorded_by)
             self._entries[entry.id] = entry
             return entry
 
@@ -96,8 +105,8 @@ class RunJournal:
         self.run_id = run_id
         self.environment = environment
 
-    def record(self, recorded_at: datetime, undo: Undo) -> JournalEntry:
-        return self.journal.record(self.run_id, self.environment, recorded_at, undo)
+    def record(self, recorded_at: datetime, undo: Undo, recorded_by: str) -> JournalEntry:
+        return self.journal.record(self.run_id, self.environment, recorded_at, undo, recorded_by)
 
     def pending(self) -> list[JournalEntry]:
         return self.journal.pending(self.run_id)

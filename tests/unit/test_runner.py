@@ -8,8 +8,8 @@ from pathlib import Path
 from parityprobe.model import ErrorKind, Outcome, Run
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
-from parityprobe.runner import Runner
-from tests.plugins import Echo, Write
+from parityprobe.runner import Runner, ScenarioRuns
+from tests.plugins import Echo, Track, Write, build, registry
 from tests.unit.test_plan import plan_for
 
 REGISTRY = ProbeRegistry.of(Echo, Write)
@@ -105,3 +105,65 @@ def test_secret_outputs_are_registered_with_the_redactor(tmp_path: Path) -> None
     token = obs.outputs["token"]
     assert str(token) == "***"
     assert redactor.redact("leaked tok-zyxwvut here") == "leaked *** here"
+
+
+# --- concurrency: scenarios of one environment side by side, steps of one scenario in order ---------------
+
+CONCURRENT_ENVS = """\
+environments:
+  staging: {vars: {team: payments}}
+  production: {vars: {team: payments}}
+"""
+
+
+def tracked_scenarios(count: int, steps: int, *, meet: bool) -> list[str]:
+    """``count`` scenarios of ``steps`` tracked steps each; the first scenario's steps are the slowest, so it
+    finishes last when scenarios run side by side."""
+    texts = []
+    for n in range(count):
+        sleep = 0.03 if n == 0 else 0.005
+        lines = [f"id: sc-{n}", "steps:"]
+        for i in range(steps):
+            together = "true" if meet and i == 0 else "false"
+            lines.append(
+                f"  - {{id: s{i}, probe: test.track, with: {{key: k{n}, sleep: {sleep}, meet: {together}}}}}"
+            )
+        lines += ["cleanup:", "  - {id: tidy, probe: test.track}"]
+        texts.append("\n".join(lines) + "\n")
+    return texts
+
+
+def run_tracked(tmp_path: Path, concurrency: int, *, meet: bool) -> list[ScenarioRuns]:
+    Track.reset()
+    plan = build(tmp_path, CONCURRENT_ENVS, *tracked_scenarios(4, 3, meet=meet))
+    return Runner(registry(), Redactor(), step_timeout=10, concurrency=concurrency).run(plan)
+
+
+def assert_steps_in_order_and_results_in_plan_order(results: list[ScenarioRuns]) -> None:
+    assert [result.spec.id for result in results] == [f"sc-{n}" for n in range(4)]
+    for result in results:
+        assert [r.environment for r in result.runs] == ["staging", "production"]
+        for r in result.runs:
+            assert r.scenario == result.spec.id
+            assert [o.step for o in r.observations] == ["s0", "s1", "s2"]
+            assert all(o.outcome is Outcome.ALLOWED for o in (*r.observations, *r.cleanup))
+            assert [o.correlation_id for o in r.observations] == [f"pp-{r.id}-s{i}" for i in range(3)]
+            assert {o.outputs["key"] for o in r.observations} == {f"k{result.spec.id[3:]}"}
+            # What the probe saw, in the order it saw it: each call left before the next one entered.
+            seen = [(event, cid) for event, _, cid in Track.events if cid.startswith(f"pp-{r.id}-")]
+            expected = [f"pp-{r.id}-{step}" for step in ("s0", "s1", "s2", "tidy")]
+            assert seen == [(event, cid) for cid in expected for event in ("enter", "exit")]
+
+
+def test_at_concurrency_1_scenarios_of_one_environment_never_overlap(tmp_path: Path) -> None:
+    results = run_tracked(tmp_path, 1, meet=False)
+    assert_steps_in_order_and_results_in_plan_order(results)
+    assert Track.peak == {"staging": 1, "production": 1}
+
+
+def test_at_concurrency_4_scenarios_of_one_environment_overlap(tmp_path: Path) -> None:
+    # Each scenario's first step waits (up to 5s) for another call of its environment to be under way:
+    # the peak shows whether the runner let two scenarios of one environment run at once.
+    results = run_tracked(tmp_path, 4, meet=True)
+    assert_steps_in_order_and_results_in_plan_order(results)
+    assert Track.peak["staging"] >= 2 and Track.peak["production"] >= 2
