@@ -178,14 +178,14 @@ def test_environment_approle_token_is_obtained_once_and_registered(lab: Lab) -> 
 def test_kv_read_allowed_reports_the_latest_version(lab: Lab) -> None:
     result = kv(lab, "read-own", path="payments/db")
     assert isinstance(result, ProbeResult) and result.outcome is Outcome.ALLOWED
-    assert result.grant == Grant(version="2")
+    assert result.grant == Grant(version=2)
     assert dict(result.outputs) == {"version": "2"}
     assert lab.password not in repr(result)
 
 
 def test_kv_read_of_an_older_version(lab: Lab) -> None:
     result = kv(lab, "read-old", path="payments/db", version=1)
-    assert isinstance(result, ProbeResult) and result.grant.version == "1"
+    assert isinstance(result, ProbeResult) and result.grant.version == 1
 
 
 def test_kv_read_field_is_a_secret_output(lab: Lab) -> None:
@@ -194,7 +194,7 @@ def test_kv_read_field_is_a_secret_output(lab: Lab) -> None:
     assert isinstance(result, ProbeResult) and result.outcome is Outcome.ALLOWED
     value = result.outputs["value"]
     assert isinstance(value, Secret) and value == Secret(lab.password)
-    for text in (repr(result), str(result), result.grant.version or "", str(result.outputs["version"])):
+    for text in (repr(result), str(result), str(result.grant.version), str(result.outputs["version"])):
         assert lab.password not in text
     assert ctx.redactor.redact(lab.password) == "***"
     port = kv(lab, "read-port", path="payments/db", field="port")
@@ -205,7 +205,7 @@ def test_kv_read_missing_field_is_not_found(lab: Lab) -> None:
     result = kv(lab, "read-nofield", path="payments/db", field="username")
     assert isinstance(result, ProbeResult)
     assert (result.outcome, result.reason) == (Outcome.NOT_FOUND, "field not found")
-    assert "value" not in result.outputs and result.grant.version == "2"
+    assert "value" not in result.outputs and result.grant.version == 2
 
 
 def test_kv_read_of_another_teams_secret_is_denied(lab: Lab) -> None:
@@ -221,7 +221,7 @@ def test_kv_read_of_a_missing_path_is_not_found(lab: Lab) -> None:
 def test_kv_read_of_a_deleted_or_destroyed_version_is_not_found(lab: Lab, version: int, reason: str) -> None:
     result = kv(lab, f"read-gone-{version}", path="payments/history", version=version)
     assert isinstance(result, ProbeResult)
-    assert (result.outcome, result.reason, result.grant.version) == (Outcome.NOT_FOUND, reason, str(version))
+    assert (result.outcome, result.reason, result.grant.version) == (Outcome.NOT_FOUND, reason, version)
 
 
 def test_login_with_a_wrong_secret_id_is_denied(lab: Lab) -> None:
