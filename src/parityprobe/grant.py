@@ -114,6 +114,11 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _moment(value: datetime) -> str:
+    # People read seconds; the record keeps the full precision.
+    return iso_utc(value.replace(microsecond=0)).replace("+00:00", "Z")
+
+
 def _names(value: frozenset[str]) -> str:
     return ", ".join(sorted(value)) or "(none)"
 
@@ -153,7 +158,7 @@ _SHOW: dict[Kind, Callable[[Any], str]] = {
     Kind.TEXT: str,
     Kind.FLAG: lambda v: str(v).lower(),
     Kind.NAMES: _names,
-    Kind.MOMENT: iso_utc,
+    Kind.MOMENT: _moment,
 }
 _RECORD: dict[Kind, Callable[[Any], Any]] = {
     Kind.DURATION: int,
