@@ -25,12 +25,19 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        place = str(self.file) if self.file is not None else "<input>"
+        place = _one_line(str(self.file)) if self.file is not None else "<input>"
         if self.line is not None:
             place += f":{self.line}"
         if self.field:
-            return f"{place}: {self.field}: {self.message}"
-        return f"{place}: {self.message}"
+            return f"{place}: {_one_line(self.field)}: {_one_line(self.message)}"
+        return f"{place}: {_one_line(self.message)}"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped: a problem is always one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class InputError(ParityProbeError):

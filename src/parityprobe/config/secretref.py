@@ -4,12 +4,16 @@ the secret itself."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from parityprobe.secret import Secret
+
+# A secret is a token, a key or a password: a file far larger than that is the wrong file.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 LITERAL_REFUSED = "a secret field takes a reference, {env: VARIABLE} or {file: PATH}, never a literal value"
 
@@ -47,15 +51,7 @@ class SecretRef(BaseModel):
                 raise ValueError(f"environment variable {self.env} is not set")
         else:
             assert self.file is not None
-            path = Path(self.file).expanduser()
-            if not path.is_absolute():
-                path = base_dir / path
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
-            if not value:
-                raise ValueError(f"secret file {path} is empty")
+            value = _read_secret_file(self.file, base_dir)
         self._secret = Secret(value, label)
         return self._secret
 
@@ -64,3 +60,30 @@ class SecretRef(BaseModel):
         if self._secret is None:
             raise RuntimeError(f"secret reference to {self.describe()} was not resolved")
         return self._secret
+
+
+def _read_secret_file(name: str, base_dir: Path) -> str:
+    """The stripped text of a secret file; ValueError fit for the user when it cannot be a secret."""
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~" with no home directory to expand it to
+        raise ValueError(f"cannot expand {name!r}: no home directory is known") from None
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        # Opening a FIFO or a device would block or stream forever: only regular files are secrets.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError(f"secret file {path} is not a regular file")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        raise ValueError(f"secret file {path} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
+    try:
+        value = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {path} is not UTF-8 text") from None
+    if not value:
+        raise ValueError(f"secret file {path} is empty")
+    return value
