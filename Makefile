@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/many_scenarios.py
+	$(BIN)/python bench/redact.py
+	$(BIN)/python bench/yaml_load.py
+
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz
 
 clean:
 	rm -rf $(VENV) .parityprobe build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -77,3 +77,12 @@ def test_a_section_entry_point_that_is_not_a_settings_model_is_refused(tmp_path:
         parse_environments(path, registry)
     (problem,) = caught.value.problems
     assert problem.line == 3 and "is not a SectionSettings model" in problem.message
+
+
+def test_an_environment_name_is_a_short_plain_name(tmp_path: Path) -> None:
+    path = write(tmp_path, 'environments:\n  ok: {}\n  "st\\nging": {}\n')
+    with pytest.raises(InputError) as caught:
+        parse_environments(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (3, "environments.st\nging")
+    assert "an environment name is" in str(problem) and "\n" not in str(problem)

@@ -10,6 +10,7 @@ registered section is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,6 +21,19 @@ from parityprobe.model import Effect, Tier
 from parityprobe.plugins import PluginRegistry
 
 SECTION_GROUP = "parityprobe.sections"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _environment_name(value: Any) -> Any:
+    # Names appear in reports, logs, thread names and store rows: short plain names only.
+    if isinstance(value, str) and not _NAME.fullmatch(value):
+        raise ValueError(
+            "an environment name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+EnvironmentName = Annotated[str, BeforeValidator(_environment_name)]
 _PRODUCTION_NAMES = frozenset({"prod", "production", "prd"})
 S = TypeVar("S", bound="SectionSettings")
 
@@ -103,7 +117,7 @@ CORE_FIELDS = frozenset(Environment.model_fields)
 class EnvironmentsFile(_Input):
     """The whole environments file (its environment model carries the sections in use)."""
 
-    environments: dict[str, Environment] = Field(min_length=1)
+    environments: dict[EnvironmentName, Environment] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _name_environments(self) -> EnvironmentsFile:
@@ -144,5 +158,5 @@ def environments_model(sections: Iterable[str], registry: SectionRegistry) -> ty
     return create_model(
         "EnvironmentsFile",
         __base__=EnvironmentsFile,
-        environments=(dict[str, environment], Field(min_length=1)),  # type: ignore[valid-type]
+        environments=(dict[EnvironmentName, environment], Field(min_length=1)),  # type: ignore[valid-type]
     )

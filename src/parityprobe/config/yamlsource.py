@@ -214,7 +214,9 @@ def validation_problems(
     """One Problem per pydantic error, located in the file."""
     problems = []
     for err in error.errors(include_url=False):
-        path = locator.data_path((*prefix, *err["loc"]))
+        # "[key]" is where pydantic says a mapping's key (not its value) was wrong: the key's own path.
+        loc = [part for part in (*prefix, *err["loc"]) if part != "[key]"]
+        path = locator.data_path(loc)
         message = _MESSAGES.get(err["type"], err["msg"])
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
