@@ -19,6 +19,7 @@ HTTP status as its code, as botocore already does for HTML 5xx pages (see :mod:`
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 from botocore.exceptions import ClientError
 from botocore.httpsession import URLLib3Session
+from botocore.loaders import Loader, create_loader
 from botocore.session import Session as BotocoreSession
 from urllib3 import Timeout
 
@@ -136,8 +138,19 @@ def _bound_by_step(made: BaseClient) -> None:
     http_session.__class__ = _StepBoundHttpSession
 
 
+@functools.cache
+def _data_loader() -> Loader:
+    """botocore's loader of service models and endpoint data, shared by every session of the process.
+
+    What it caches is read-only data shipped with botocore; parsing it (the S3 model alone is megabytes of
+    JSON) is most of a new client's cost, which a daemon would otherwise pay again on every run.
+    """
+    return create_loader()
+
+
 def _botocore_session() -> BotocoreSession:
     core = BotocoreSession()
+    core.register_component("data_loader", _data_loader())
     # A registered component of the session: every client it creates parses replies through the fallback.
     core.register_component("response_parser_factory", errors.StatusFallbackParsers())
     return core
