@@ -3,7 +3,8 @@
 A 50-step read scenario (one AppRole login, then Vault KV reads, AWS caller-identity and Secrets Manager
 reads) runs in both lab environments, in parallel, through parityprobe's runner and comparator; a plain
 script makes the same calls with hvac and boto3 directly, also one thread per environment. Both build their
-clients afresh each repetition, as an invocation does. Repetitions alternate to share the machine's noise;
+clients afresh each repetition, as an invocation does, over one process-wide botocore data loader, as
+parityprobe's AWS plane does. Repetitions alternate to share the machine's noise;
 the medians are compared. Target: ratio <= 1.15.
 
     python bench/run_overhead.py [--repetitions N]
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+import botocore.loaders
+import botocore.session
 import hvac
 from botocore.config import Config
 
@@ -32,6 +35,7 @@ from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 
 STEPS = 50
+LOADER = botocore.loaders.create_loader()
 TARGET = 1.15
 
 
@@ -64,7 +68,11 @@ def direct(env: Environment) -> None:
         role_id=auth.role_id.secret().reveal(), secret_id=auth.secret_id.secret().reveal(), use_token=False
     )
     vault.token = login["auth"]["client_token"]
+    core = botocore.session.Session()
+    # As parityprobe does: botocore's parsed service models are shared by every session of the process.
+    core.register_component("data_loader", LOADER)
     session = boto3.Session(
+        botocore_session=core,
         aws_access_key_id=creds.access_key_id.secret().reveal(),
         aws_secret_access_key=creds.secret_access_key.secret().reveal(),
         region_name=aws_settings.region,
