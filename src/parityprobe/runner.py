@@ -1,4 +1,5 @@
-"""The runner: each scenario in every environment, environments in parallel, steps in order.
+"""The runner: each scenario in every environment, environments in parallel, steps in order (each
+scenario in each environment is an :class:`~parityprobe.execution.Execution`).
 
 A probe's failure never aborts a run: the plane's ``translate`` turns a foreign exception into a verdict
 (denied, not found) or an ERROR with its kind; anything it does not know becomes ``harness_error``. A step
@@ -11,37 +12,25 @@ scenario always run in order, and results come back in plan order whatever finis
 
 from __future__ import annotations
 
-import logging
 import secrets
-import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import Any
 
-from pydantic import ValidationError
-
-from parityprobe.compare.cleanup import UNDO_PREFIX
 from parityprobe.config.environments import Environment
-from parityprobe.config.plan import Plan, PlannedScenario, PlannedStep
-from parityprobe.config.template import MissingOutput, Scope, TemplateError, render
-from parityprobe.listeners import Listeners, RunListener, RunStarted
-from parityprobe.model import ErrorKind, Grant, Observation, Outcome, OutputValue, Run
-from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
+from parityprobe.config.plan import Plan, PlannedScenario
+from parityprobe.execution import Execution
+from parityprobe.listeners import Listeners, RunListener
+from parityprobe.model import Run
+from parityprobe.probe import ClientCache, Probe
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
-from parityprobe.secret import Secret
-from parityprobe.spec import ScenarioSpec, environment_facts, scenario_spec
-from parityprobe.undo import JournalEntry, MemoryJournal, RunJournal, UndoJournal
-
-log = logging.getLogger(__name__)
+from parityprobe.spec import ScenarioSpec, scenario_spec
+from parityprobe.undo import MemoryJournal, UndoJournal
 
 DEFAULT_STEP_TIMEOUT = 30.0
 DEFAULT_CONCURRENCY = 4
-_DETAIL_LIMIT = 300
 
 
 def utc_now() -> datetime:
@@ -61,7 +50,7 @@ class ScenarioRuns:
 
 
 @dataclass
-class _Shared:
+class Shared:
     """What every execution of one :meth:`Runner.run` shares."""
 
     calls: ThreadPoolExecutor
@@ -101,7 +90,7 @@ class Runner:
         workers = len(envs) * self.concurrency
         # Probe calls run on their own threads so a hung call can be abandoned at its deadline.
         with ThreadPoolExecutor(max(4, 2 * workers), thread_name_prefix="pp-probe") as calls:
-            shared = _Shared(calls, self._listeners, self._journal)
+            shared = Shared(calls, self._listeners, self._journal)
             pools = {env.name: ThreadPoolExecutor(self.concurrency, f"pp-{env.name}") for env in envs}
             try:
                 futures = [
@@ -127,235 +116,6 @@ class Runner:
         spec: ScenarioSpec,
         env: Environment,
         cache: ClientCache,
-        shared: _Shared,
+        shared: Shared,
     ) -> Run:
         return Execution(self, planned, spec, env, cache, shared).run()
-
-
-class Execution:
-    """One scenario in one environment: its run id, clients, template scope and what it has observed."""
-
-    def __init__(
-        self,
-        runner: Runner,
-        planned: PlannedScenario,
-        spec: ScenarioSpec,
-        env: Environment,
-        cache: ClientCache,
-        shared: _Shared,
-    ) -> None:
-        self.runner = runner
-        self.planned = planned
-        self.env = env
-        self.cache = cache
-        self.shared = shared
-        self.run_id = runner.new_run_id()
-        self.journal = RunJournal(shared.journal, self.run_id, env.name)
-        self.started = RunStarted(self.run_id, spec, environment_facts(env), runner.clock())
-        self.outputs: dict[str, Mapping[str, OutputValue]] = {}
-        self.observed: dict[str, Observation] = {}
-        # Probe calls abandoned at their deadline, by correlation id: they may still create something.
-        self.abandoned: dict[str, Future[ProbeResult]] = {}
-        self.scope = Scope(env.name, env.vars, self.outputs)
-
-    def run(self) -> Run:
-        """Every step in order, then every cleanup step and pending undo, whatever happened before."""
-        listeners = self.shared.listeners
-        listeners.run_started(self.started)
-        observations: list[Observation] = []
-        cleanup: list[Observation] = []
-        try:
-            for planned in self.planned.steps:
-                observations.append(self.step(planned))
-                listeners.step_finished(self.started, observations[-1])
-        finally:
-            for planned in self.planned.cleanup:
-                cleanup.append(self.step(planned))
-                listeners.cleanup_finished(self.started, cleanup[-1])
-            pending = self.journal.pending()
-            running = self._still_running() if pending else set()
-            for index, entry in enumerate(reversed(pending), start=1):
-                cleanup.append(self.undo(entry, index, entry.recorded_by in running))
-                listeners.cleanup_finished(self.started, cleanup[-1])
-        run = Run(
-            id=self.run_id,
-            spec=self.started.spec,
-            env=self.started.env,
-            started_at=self.started.started_at,
-            finished_at=self.runner.clock(),
-            observations=tuple(observations),
-            cleanup=tuple(cleanup),
-        )
-        listeners.run_finished(run)
-        return run
-
-    def step(self, planned: PlannedStep) -> Observation:
-        """One step: prepare (safety, render, bind), then invoke (deadline, call, translate)."""
-        step = planned.step
-        base = self._factory(step.id, step.probe)
-        prepared = self._prepare(planned, base)
-        if isinstance(prepared, Observation):
-            obs = prepared
-        else:
-            timeout = float(step.timeout) if step.timeout is not None else self.runner.step_timeout
-            obs = self._invoke(self._probe(planned.probe), prepared, base, timeout)
-        self.observed[step.id] = obs
-        self.outputs[step.id] = obs.outputs
-        log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
-        return obs
-
-    def _still_running(self) -> set[str]:
-        """The abandoned calls that have not ended after a grace period: their actions may yet create
-        what their undos would remove, so those undos must not run (and be resolved) now."""
-        if self.abandoned:
-            wait(self.abandoned.values(), timeout=self.runner.step_timeout)
-        return {cid for cid, future in self.abandoned.items() if not future.done()}
-
-    def undo(self, entry: JournalEntry, index: int, in_flight: bool = False) -> Observation:
-        """Run a recorded undo like a step. It is not checked against the environment's allowed effects:
-        it only removes what an allowed action created. Resolved when the thing is gone; left pending
-        (for the daemon to resume) when it fails or its action is still running."""
-        base = self._factory(f"{UNDO_PREFIX}{index}", entry.undo.probe)
-        if in_flight:
-            return base.error(
-                ErrorKind.HARNESS_ERROR,
-                f"not run: the action it undoes ({entry.recorded_by}) is still running; left pending",
-            )
-        try:
-            probe = self._probe(self.runner.registry.probe_class(entry.undo.probe))
-            params = probe.Params.model_validate(dict(entry.undo.params))
-        except Exception as exc:  # an undo that cannot even be built is reported, never raised
-            return base.error(ErrorKind.HARNESS_ERROR, f"undo cannot run: {type(exc).__name__}: {exc}")
-        obs = self._invoke(probe, params, base, self.runner.step_timeout)
-        if obs.outcome in (Outcome.ALLOWED, Outcome.NOT_FOUND):
-            self.journal.journal.resolve(entry.id)
-        log.debug("%s undo %s (%s): %s", self.env.name, entry.id, entry.undo.description, obs.describe())
-        return obs
-
-    def _factory(self, step_id: str, probe: str) -> _ObservationFactory:
-        return _ObservationFactory(
-            step_id, probe, self.env.name, f"pp-{self.run_id}-{step_id}", self.runner.clock()
-        )
-
-    def _probe(self, cls: type[Probe]) -> Probe:
-        probes = self.shared.probes
-        if cls not in probes:
-            probes[cls] = cls()  # probes hold no per-run state: one instance serves every step
-        return probes[cls]
-
-    def _prepare(self, planned: PlannedStep, base: _ObservationFactory) -> Any:
-        """The bound parameters, or the observation that says why the step cannot run."""
-        if not self.env.safety.allows(planned.effect):
-            return base.make(Outcome.SKIPPED, reason=f"effect {planned.effect.value} not allowed here")
-        try:
-            rendered = render(planned.step.with_, self.scope)
-        except MissingOutput as exc:
-            source = self.observed.get(exc.ref.step)
-            why = source.describe() if source is not None else "not run"
-            return base.make(
-                Outcome.SKIPPED, reason=f"needs steps.{exc.ref.step}.outputs.{exc.ref.output} ({why})"
-            )
-        except TemplateError as exc:
-            return base.error(ErrorKind.HARNESS_ERROR, str(exc))
-        try:
-            return planned.probe.Params.model_validate(rendered)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            return base.error(ErrorKind.HARNESS_ERROR, f"invalid parameters: {first['loc']}: {first['msg']}")
-
-    def _invoke(self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float) -> Observation:
-        runner = self.runner
-        ctx = ProbeContext(
-            self.env,
-            base.correlation_id,
-            time.monotonic() + timeout,
-            Timer(),
-            runner.redactor,
-            self.cache,
-            clock=runner.clock,
-            journal=self.journal,
-        )
-        start = time.perf_counter_ns()
-        future: Future[ProbeResult] = self.shared.calls.submit(probe.run, params, ctx)
-        try:
-            result = future.result(timeout=timeout)
-        except FutureTimeout:
-            self.abandoned[base.correlation_id] = future
-            return base.error(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s")
-        except Exception as exc:  # the probe boundary: every foreign exception is translated here
-            elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6
-            return self._failed(probe.translate, exc, base, elapsed)
-        elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6
-        for value in result.outputs.values():
-            if isinstance(value, Secret):
-                runner.redactor.register(value)
-        return base.make(
-            result.outcome,
-            reason=result.reason,
-            latency_ms=elapsed,
-            grant=result.grant,
-            outputs=result.outputs,
-        )
-
-    def _failed(
-        self,
-        translate: Callable[[BaseException], Failure | None],
-        exc: Exception,
-        base: _ObservationFactory,
-        latency_ms: float,
-    ) -> Observation:
-        redact = self.runner.redactor.redact
-        detail = redact(f"{type(exc).__name__}: {exc}")[:_DETAIL_LIMIT]
-        try:
-            failure = translate(exc)
-        except Exception as translate_exc:  # a broken translator must not take the run down either
-            failure = Failure.error(ErrorKind.HARNESS_ERROR, f"error translation failed: {translate_exc!r}")
-        if failure is None:
-            failure = Failure.error(ErrorKind.HARNESS_ERROR, f"unexpected {type(exc).__name__}")
-        # A timeout or unreachable target never produced a decision, so its latency is not reported.
-        latency = latency_ms if failure.outcome.is_verdict else None
-        return base.make(
-            failure.outcome,
-            error_kind=failure.error_kind,
-            reason=redact(failure.reason),
-            detail=detail,
-            latency_ms=latency,
-        )
-
-
-@dataclass(frozen=True)
-class _ObservationFactory:
-    step: str
-    probe: str
-    environment: str
-    correlation_id: str
-    started_at: datetime
-
-    def make(
-        self,
-        outcome: Outcome,
-        *,
-        reason: str | None = None,
-        error_kind: ErrorKind | None = None,
-        detail: str | None = None,
-        latency_ms: float | None = None,
-        grant: Grant | None = None,
-        outputs: Mapping[str, OutputValue] | None = None,
-    ) -> Observation:
-        return Observation(
-            step=self.step,
-            probe=self.probe,
-            environment=self.environment,
-            correlation_id=self.correlation_id,
-            outcome=outcome,
-            started_at=self.started_at,
-            error_kind=error_kind,
-            reason=reason,
-            detail=detail,
-            latency_ms=latency_ms,
-            grant=grant or Grant(),
-            outputs=MappingProxyType(dict(outputs or {})),
-        )
-
-    def error(self, kind: ErrorKind, reason: str) -> Observation:
-        return self.make(Outcome.ERROR, error_kind=kind, reason=reason)
