@@ -45,7 +45,7 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
     parsed, locator = parse_environments(REPO / "deploy" / "environments.example.yaml")
     envs = LoadedEnvironments(locator.file, locator, list(parsed.environments.values()))
     plan = build_plan(envs, load_scenarios([REPO / "scenarios"]), ProbeRegistry())
-    assert {s.id for s in plan.scenarios} == {"token-fetch", "forbidden-calls", "break-glass"}
+    assert {s.id for s in plan.scenarios} == {"token-fetch", "forbidden-calls", "break-glass", "vault-writes"}
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 
 
