@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import pytest
 
 from parityprobe.lab.state import LabState
+from parityprobe.model import Effect
 from parityprobe.registry import ProbeRegistry
 from parityprobe.secret import Secret
 from tests.integration.test_end_to_end import TOKEN_SHAPE, Result, audit_sizes, cli, lab_secrets
@@ -40,6 +41,7 @@ ORDINARY = {
     "secret_id": "payments/api-key",
     "bucket": "${{ vars.data_bucket }}",
     "key": "payments/report.csv",
+    "method": "GET",
 }
 # Credentials the lab's AWS hands out at run time (the lab cannot list them beforehand): their shapes.
 SHAPES = {
@@ -150,6 +152,12 @@ def test_a_secret_output_in_any_parameter_never_leaks(
     codes = {name: result.code for name, result in results.items()}
     for result in results.values():
         assert "Traceback" not in result.err, result.err
+    if ProbeRegistry().probe_class(probe).effect is not Effect.READ:
+        # The lab's environments allow reads only: the plan is refused for its effect, before any action.
+        assert codes == {"validate": 2, "run json": 2, "run terminal": 2}, codes
+        assert "is not allowed in environments" in results["validate"].err
+        assert audit_sizes(lab) == before
+        return
     if secret_param and form == "whole":
         assert codes["validate"] == 0, results["validate"].err
         assert codes["run json"] in (0, 1, 3) and codes["run terminal"] in (0, 1, 3), codes
