@@ -59,10 +59,11 @@ class KvWrite(VaultProbe):
     (check-and-set)", or DENIED. Should the server store the marker anyway (a KV version 1 mount ignores
     ``cas``), the result says so: ALLOWED, reason "written: check-and-set not enforced".
 
-    ``dry: false`` performs a real write of ``data``, only in an environment whose ``safety.allow_effects``
-    includes ``write`` (else a harness error before any request); the step should also declare
-    ``effect: write``. The class effect stays READ so the dry default runs in read-only
-    environments. A real write records no undo: KV versions cannot be removed without destroying history.
+    ``dry: false`` performs a real write of ``data``: the step's effect is then ``write``
+    (:meth:`effect_for`, checked by the plan against every environment's safety), and the probe also
+    refuses, before any request, where the environment does not allow ``write``. The class effect stays
+    READ so the dry default runs in read-only environments. A real write records no undo: KV versions
+    cannot be removed without destroying history.
 
     Grant: ``version`` (the version written; real writes only; empty when dry).
     Outputs: ``version`` (text; real writes only).
@@ -72,6 +73,11 @@ class KvWrite(VaultProbe):
     Params: ClassVar[type[ProbeParams]] = KvWriteParams
     outputs: ClassVar[frozenset[str]] = frozenset({"version"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
+        """``write`` unless the step leaves ``dry`` at its default or sets it to true."""
+        return Effect.READ if with_.get("dry", True) is True else Effect.WRITE
 
     def run(self, params: KvWriteParams, ctx: ProbeContext) -> ProbeResult:
         """One write request; the timer covers it only (not an environment login before it)."""

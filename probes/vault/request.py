@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
@@ -58,11 +59,11 @@ class VaultRequestParams(ProbeParams):
 class VaultRequest(VaultProbe):
     """Send ``method`` to ``/v1/<path>``, acting with the step's token or the environment's own.
 
-    The class effect is READ, and only GET and LIST run under it. POST, PUT and DELETE change state, so the
-    probe refuses them (a harness error, before anything is sent) unless the environment allows ``write``;
-    the step should then declare ``effect: write`` as well (the probe sees the environment's safety, not the
-    step's declared effect). Such a request records no undo: the probe cannot know what a path creates, so
-    the scenario's cleanup steps must remove it.
+    The class effect is READ, and only GET and LIST run under it. POST, PUT and DELETE change state: such a
+    step's effect is ``write`` (:meth:`effect_for`, which the plan checks against every environment's
+    safety), and the probe itself also refuses them, before anything is sent, where the environment does
+    not allow ``write``. Such a request records no undo: the probe cannot know what a path creates, so the
+    scenario's cleanup steps must remove it.
 
     Allowed for any 2xx; 403 is DENIED, 404 NOT_FOUND, the rest through the plane's one exception table.
 
@@ -74,6 +75,14 @@ class VaultRequest(VaultProbe):
     Params: ClassVar[type[ProbeParams]] = VaultRequestParams
     outputs: ClassVar[frozenset[str]] = frozenset({"status"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
+        """``write`` unless the step's method is plainly GET or LIST (a templated one may be anything)."""
+        method = with_.get("method")
+        if isinstance(method, str) and method.upper() in _READ_METHODS:
+            return Effect.READ
+        return Effect.WRITE
 
     def run(self, params: VaultRequestParams, ctx: ProbeContext) -> ProbeResult:
         """Check the environment's safety first (an AppRole login is a request too), then one timed call."""

@@ -11,6 +11,7 @@ per environment when they use ``vars`` or ``env.name``, with placeholders for ea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,18 @@ def build_plan(
     if problems:
         raise InputError(problems)
     return Plan(environments.path, tuple(environments.environments), tuple(planned))
+
+
+def least_effect(probe: type[Probe], with_: Mapping[str, Any]) -> Effect:
+    """The least effect of a step: the probe's own, raised by what its parameters ask for when the probe
+    says so (``effect_for``: a ``vault.request`` POST writes; ``vault.kv_write`` with ``dry: false``)."""
+    effect = probe.effect
+    effect_for = getattr(probe, "effect_for", None)
+    if callable(effect_for):
+        needed = effect_for(with_)
+        if isinstance(needed, Effect) and _EFFECT_RANK[needed] > _EFFECT_RANK[effect]:
+            effect = needed
+    return effect
 
 
 def _names(kind: str, names: list[str]) -> str:
@@ -296,12 +309,12 @@ class _ScenarioChecker:
             self.add(at, message + suffix)
 
     def _effect(self, step: Step, probe: type[Probe], path: Loc) -> Effect:
-        effect = probe.effect
+        effect = least_effect(probe, step.with_)
         if step.effect is not None:
-            if _EFFECT_RANK[step.effect] < _EFFECT_RANK[probe.effect]:
+            if _EFFECT_RANK[step.effect] < _EFFECT_RANK[effect]:
                 self.add(
                     (*path, "effect"),
-                    f"probe {step.probe} has effect {probe.effect.value}; a step cannot lower it",
+                    f"probe {step.probe} has effect {effect.value} here; a step cannot lower it",
                 )
             else:
                 effect = step.effect
