@@ -341,3 +341,33 @@ def test_cleanup_uses_outputs_of_steps_at_run_time(tmp_path: Path) -> None:
         isinstance(p, EchoParams) and p.token == Secret("tok-abc") for p in revoke
     )
     assert [p.value for p in after] == ["v-done", "v-done"]
+
+
+def test_a_step_whose_parameters_write_has_the_write_effect() -> None:
+    from parityprobe.config.plan import least_effect
+    from parityprobe.model import Effect
+    from parityprobe.probes.vault.kv_write import KvWrite
+    from parityprobe.probes.vault.request import VaultRequest
+
+    assert least_effect(VaultRequest, {"method": "get", "path": "sys/mounts"}) is Effect.READ
+    assert least_effect(VaultRequest, {"method": "POST", "path": "sys/x"}) is Effect.WRITE
+    assert least_effect(VaultRequest, {"method": "${{ vars.m }}", "path": "x"}) is Effect.WRITE
+    assert least_effect(KvWrite, {"path": "a"}) is Effect.READ
+    assert least_effect(KvWrite, {"path": "a", "dry": False}) is Effect.WRITE
+
+
+def test_a_writing_request_is_refused_in_a_read_only_environment(tmp_path: Path) -> None:
+    from parityprobe.config.plan import build_plan
+    from parityprobe.registry import ProbeRegistry
+    from tests.unit.test_plan import environments
+
+    (tmp_path / "s.yaml").write_text(
+        "id: s\nsteps:\n  - {id: a, probe: vault.request, with: {method: POST, path: sys/x}}\n"
+    )
+    envs = (
+        "environments:\n  staging:\n"
+        "    vault: {address: http://127.0.0.1:1, auth: {method: token, token: {env: HOME}}}\n"
+    )
+    with pytest.raises(InputError) as caught:
+        build_plan(environments(tmp_path, envs), load_scenarios([tmp_path / "s.yaml"]), ProbeRegistry())
+    assert any("effect write is not allowed in environment staging" in str(p) for p in caught.value.problems)
