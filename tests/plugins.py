@@ -88,6 +88,7 @@ class Inventory:
     lock: ClassVar[threading.Lock] = threading.Lock()
     created: ClassVar[set[str]] = set()
     removals: ClassVar[list[tuple[str, str]]] = []  # (correlation id, name), in the order removed
+    tokens: ClassVar[list[str]] = []  # held secrets the removals received
     gate: ClassVar[threading.Event] = threading.Event()  # what a held create waits for
 
     @classmethod
@@ -95,6 +96,7 @@ class Inventory:
         with cls.lock:
             cls.created.clear()
             cls.removals.clear()
+            cls.tokens.clear()
             cls.gate.clear()
 
     @classmethod
@@ -128,6 +130,8 @@ class CreateParams(ProbeParams):
     undo_refuse: bool = False
     undo_crash: bool = False
     leak: Secret | None = None  # passed into the undo's parameters, which must refuse it
+    amend: bool = False  # like a server-assigned id: the undo learns the name only after the action
+    held: Secret | None = None  # a secret only the undo needs, held in memory beside the entry
 
 
 class Create:
@@ -144,12 +148,13 @@ class Create:
         thing = f"{ctx.environment.name}/{params.name}"
         if params.leak is not None:
             ctx.record_undo(f"remove {thing}", probe=params.undo_probe, name=thing, token=params.leak)  # type: ignore[arg-type]
+        named = {} if params.amend else {"name": thing}
         entry = ctx.record_undo(
             f"remove {thing}",
             probe=params.undo_probe,
-            name=thing,
             refuse=params.undo_refuse,
             crash=params.undo_crash,
+            **named,
         )
         if params.hold:
             Inventory.gate.wait(timeout=10)
@@ -158,6 +163,9 @@ class Create:
             raise Refused("no")
         with ctx.timer:
             Inventory.add(thing)
+        if params.amend or params.held is not None:
+            held = {"token": params.held} if params.held is not None else None
+            ctx.amend_undo(entry, held=held, **({"name": thing} if params.amend else {}))
         if params.fail:
             raise RuntimeError(f"failed after creating {thing}")
         return ProbeResult(outputs=MappingProxyType({"name": thing}))
@@ -170,6 +178,7 @@ class RemoveParams(ProbeParams):
     name: str
     refuse: bool = False
     crash: bool = False
+    token: Secret | None = None  # held by the journal; its text is recorded for the test to check
 
 
 class Remove:
@@ -189,6 +198,9 @@ class Remove:
             raise RuntimeError("the remove probe crashed")
         with ctx.timer:
             Inventory.remove(ctx.correlation_id, params.name)
+        if params.token is not None:
+            with Inventory.lock:
+                Inventory.tokens.append(params.token.reveal())
         return ProbeResult()
 
     def translate(self, exc: BaseException) -> Failure | None:

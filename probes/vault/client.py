@@ -166,6 +166,30 @@ def _approle_token(conn: VaultConnection, ctx: ProbeContext, auth: VaultApprole)
     return token
 
 
+class LoginUndo:
+    """The undo of a login: revoke the token it creates (``vault.token_revoke``, missing_ok).
+
+    Recorded when the block starts, before the request; :meth:`created` hands it the token, held in memory
+    only. When the block raises, nothing is left to undo: a refused login created nothing, and after a fault
+    the token, if the server issued one, was never seen, so it cannot be revoked and ends with its TTL.
+    """
+
+    def __init__(self, ctx: ProbeContext, source: str) -> None:
+        self._ctx = ctx
+        description = f"revoke the token from {source}"
+        self._entry = ctx.record_undo(description, "vault.token_revoke", missing_ok=True)
+
+    def __enter__(self) -> LoginUndo:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            self._ctx.undo_not_needed(self._entry)
+
+    def created(self, token: Secret) -> None:
+        self._ctx.amend_undo(self._entry, held={"token": token})
+
+
 def required(reply: Any, *keys: str) -> Any:
     """``reply[k1][k2]…``; a reply of the wrong shape is the target's fault (hvac UnexpectedError)."""
     value = reply

@@ -14,6 +14,7 @@ from parityprobe.secret import Secret
 from .client import VaultProbe, acting_token, required, step_client, string_set
 
 NOT_RENEWABLE = "not renewable"
+ALREADY_GONE = "already revoked or expired"
 
 # What Vault and OpenBao answer (400) to renew-self with a token created renewable=false; observed on
 # OpenBao 2.7 as InvalidRequest(['lease is not renewable']). Matched exactly, lower-cased: any other 400 stays
@@ -95,17 +96,24 @@ def _explicit_max_ttl(client: Any) -> int | None:
 
 
 class TokenRevokeParams(ProbeParams):
-    """The token to revoke. Required: a step never revokes the environment's own token by omission."""
+    """The token to revoke. Required: a step never revokes the environment's own token by omission.
+
+    ``missing_ok``: a token that is already revoked or expired is NOT_FOUND ("already revoked or expired")
+    instead of DENIED. Undos use it: the token a login created is gone either way.
+    """
 
     token: Secret
+    missing_ok: bool = False
 
 
 class TokenRevoke(VaultProbe):
     """Revoke a token with ``POST auth/token/revoke-self``, acting as that token.
 
     Allowed on the server's 204 (the token, its children and its leases are gone); a token already revoked
-    or expired is DENIED ("permission denied"). The effect is WRITE: it changes the target's state. It
-    removes rather than creates, so it records no undo (it is what an undo of a token would run).
+    or expired is DENIED ("permission denied"), or NOT_FOUND with ``missing_ok`` (Vault answers both with
+    the same 403, so a token whose policies lack ``revoke-self`` also counts as gone there).
+    The effect is WRITE: it changes the target's state. It removes rather than creates, so it records no
+    undo (it is what an undo of a token runs).
 
     Grant: none. Outputs: none.
     """
@@ -119,7 +127,12 @@ class TokenRevoke(VaultProbe):
     def run(self, params: TokenRevokeParams, ctx: ProbeContext) -> ProbeResult:
         """One revoke-self request, timed."""
         with step_client(ctx, params.token) as client, ctx.timer:
-            response = client.auth.token.revoke_self()
+            try:
+                response = client.auth.token.revoke_self()
+            except hv.Forbidden:
+                if params.missing_ok:
+                    return ProbeResult(Outcome.NOT_FOUND, reason=ALREADY_GONE)
+                raise
         status = getattr(response, "status_code", 200 if isinstance(response, dict) else None)
         if not isinstance(status, int) or not 200 <= status < 300:
             # Success is a 2xx (204 observed); a 3xx that requests did not follow is no revocation.

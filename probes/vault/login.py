@@ -10,6 +10,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import (
+    LoginUndo,
     VaultProbe,
     approle_identity,
     required,
@@ -33,7 +34,8 @@ class ApproleLogin(VaultProbe):
     """Log in at ``auth/<mount>/login`` with a role id and secret id (the step's, else the environment's).
 
     The token is only reported, never installed on the shared client: later steps use it by passing
-    ``${{ steps.<id>.outputs.token }}`` as their ``token``.
+    ``${{ steps.<id>.outputs.token }}`` as their ``token``. It is revoked after the scenario (an undo
+    recorded before the login), so runs leave no live tokens behind.
 
     Grant: ``ttl_seconds`` (the token's lease duration), ``policies`` (all of the token's policies),
     ``renewable``, ``identity`` (``approle/<role_name>``).
@@ -48,12 +50,14 @@ class ApproleLogin(VaultProbe):
     def run(self, params: ApproleLoginParams, ctx: ProbeContext) -> ProbeResult:
         """Log in once; the timer covers the login request only."""
         role_id, secret_id, mount = _credentials(params, ctx)
-        with step_client(ctx) as client, ctx.timer:
-            reply = client.auth.approle.login(
-                role_id=role_id.reveal(), secret_id=secret_id.reveal(), mount_point=mount, use_token=False
-            )
-        auth = required(reply, "auth")
-        token = Secret(str(required(auth, "client_token")), "vault token")
+        with LoginUndo(ctx, self.name) as undo:
+            with step_client(ctx) as client, ctx.timer:
+                reply = client.auth.approle.login(
+                    role_id=role_id.reveal(), secret_id=secret_id.reveal(), mount_point=mount, use_token=False
+                )
+            auth = required(reply, "auth")
+            token = Secret(str(required(auth, "client_token")), "vault token")
+            undo.created(token)
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
         grant = Grant(
             ttl_seconds=int(auth.get("lease_duration") or 0),

@@ -128,7 +128,7 @@ class Execution:
             )
         try:
             probe = self._probe(self.runner.registry.probe_class(entry.undo.probe))
-            params = probe.Params.model_validate(dict(entry.undo.params))
+            params = probe.Params.model_validate(entry.undo.arguments())
         except Exception as exc:  # an undo that cannot even be built is reported, never raised
             return base.error(ErrorKind.HARNESS_ERROR, f"undo cannot run: {type(exc).__name__}: {exc}")
         obs = self._invoke(probe, params, base, self.runner.step_timeout)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from parityprobe.model import Effect, ErrorKind, Grant, Outcome, OutputValue
 from parityprobe.redact import Redactor
+from parityprobe.secret import Secret
 from parityprobe.undo import JournalEntry, JsonScalar, RunJournal, Undo
 
 if TYPE_CHECKING:
@@ -146,20 +147,32 @@ class ProbeContext:
         """The current time, timezone-aware UTC, from the runner's clock."""
         return self.clock()
 
-    def record_undo(self, description: str, probe: str, **params: JsonScalar) -> JournalEntry:
+    def record_undo(
+        self, description: str, probe: str, *, held: Mapping[str, Secret] | None = None, **params: JsonScalar
+    ) -> JournalEntry | None:
         """Record, *before* an action that creates something, the probe call that removes it.
 
-        The runner runs it after the scenario's cleanup steps (the daemon also after a crash); resolve it
-        with :meth:`undo_not_needed` when the action turned out to create nothing.
+        ``params`` are plain identifiers; ``held`` the secrets the undo needs (kept in memory only). The
+        runner runs it after the scenario's cleanup steps (the daemon also after a crash); complete it with
+        :meth:`amend_undo` once the action has named what it created, or resolve it with
+        :meth:`undo_not_needed` when the action turned out to create nothing. Returns None when the context
+        has no journal (a probe called outside a run, as in a test): then nothing is recorded.
         """
         if self.journal is None:
-            raise RuntimeError("this probe context has no undo journal")
-        undo = Undo(description, probe, MappingProxyType(dict(params)))
+            return None
+        undo = Undo(description, probe, MappingProxyType(dict(params)), MappingProxyType(dict(held or {})))
         return self.journal.record(self.now(), undo, self.correlation_id)
 
-    def undo_not_needed(self, entry: JournalEntry) -> None:
+    def amend_undo(
+        self, entry: JournalEntry | None, *, held: Mapping[str, Secret] | None = None, **params: JsonScalar
+    ) -> None:
+        """Add what is known only after the action (an accessor, a lease id, the token to revoke)."""
+        if entry is not None and self.journal is not None:
+            self.journal.journal.amend(entry.id, entry.undo.amended(held or {}, params))
+
+    def undo_not_needed(self, entry: JournalEntry | None) -> None:
         """The action was refused or created nothing: its undo must not run."""
-        if self.journal is not None:
+        if entry is not None and self.journal is not None:
             self.journal.journal.resolve(entry.id)
 
     def poll(

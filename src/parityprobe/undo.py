@@ -4,7 +4,14 @@ after the scenario — and, once the journal is persisted by the result store, a
 An undo is a probe call (a registered probe name and its parameters), so it runs through the same boundary
 as a step: deadline, error translation, an observation in the run's cleanup. Its parameters are plain
 JSON values: identifiers (an accessor, an access key id, a lease id), never a secret, because a persisted
-journal must not hold one.
+journal must not hold one. What only a secret can undo (a login's token, revoked by itself) is ``held``: kept
+in this process's memory beside the entry, handed to the undo probe, never written anywhere. A journal read
+back after a crash has no held secrets, so such an undo is reported as not runnable (the token then ends
+with its TTL).
+
+Many things get their identifier from the server (a secret id's accessor, a lease id): the undo is recorded
+before the action with what is known, and :meth:`UndoJournal.amend`-ed with the identifier afterwards, so a
+crash between the two leaves a pending entry naming the step that created something.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import itertools
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
@@ -30,6 +37,10 @@ class Undo:
     description: str
     probe: str
     params: Mapping[str, JsonScalar] = field(default_factory=lambda: MappingProxyType({}))
+    # Never persisted, compared or shown (repr=False): the secrets the undo probe needs.
+    held: Mapping[str, Secret] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name, value in self.params.items():
@@ -38,6 +49,24 @@ class Undo:
                 raise TypeError(f"undo parameter {name!r} must be a plain JSON value, never a secret")
             if isinstance(value, float) and not math.isfinite(value):
                 raise TypeError(f"undo parameter {name!r} must be a finite number (JSON holds no NaN)")
+        for name, secret in self.held.items():
+            if not isinstance(secret, Secret):
+                raise TypeError(f"held undo parameter {name!r} must be a Secret")
+            if name in self.params:
+                raise TypeError(f"undo parameter {name!r} is given both plainly and held")
+
+    def amended(self, held: Mapping[str, Secret], params: Mapping[str, JsonScalar]) -> Undo:
+        """This undo with more parameters, learned after the action."""
+        return Undo(
+            self.description,
+            self.probe,
+            MappingProxyType({**self.params, **params}),
+            MappingProxyType({**self.held, **held}),
+        )
+
+    def arguments(self) -> dict[str, object]:
+        """What the undo probe is called with: the plain parameters and the held secrets."""
+        return {**self.params, **self.held}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +89,10 @@ class UndoJournal(Protocol):
         self, run_id: str, environment: str, recorded_at: datetime, undo: Undo, recorded_by: str = ""
     ) -> JournalEntry:
         """Keep ``undo`` as pending; it must be durable before this returns."""
+        ...
+
+    def amend(self, entry_id: str, undo: Undo) -> JournalEntry:
+        """Replace a pending entry's undo (more parameters, learned after the action); durable on return."""
         ...
 
     def resolve(self, entry_id: str) -> None:
@@ -86,6 +119,12 @@ class MemoryJournal:
             entry_id = f"{run_id}-{next(self._ids)}"
             entry = JournalEntry(entry_id, run_id, environment, recorded_at, undo, recorded_by)
             self._entries[entry.id] = entry
+            return entry
+
+    def amend(self, entry_id: str, undo: Undo) -> JournalEntry:
+        with self._lock:
+            entry = replace(self._entries[entry_id], undo=undo)
+            self._entries[entry_id] = entry
             return entry
 
     def resolve(self, entry_id: str) -> None:

@@ -144,6 +144,9 @@ def test_revoke_is_allowed_and_the_token_is_then_denied(bao: Bao) -> None:
     assert after == Failure(Outcome.DENIED, "permission denied")
     again = observe(REVOKE, {"token": token}, context(bao.writable, "revoke-again"))
     assert again == Failure(Outcome.DENIED, "permission denied")
+    # As an undo: the token is gone either way, which is what cleanup needs to know.
+    undo = observe(REVOKE, {"token": token, "missing_ok": True}, context(bao.writable, "revoke-undo"))
+    assert undo == ProbeResult(Outcome.NOT_FOUND, reason="already revoked or expired")
 
 
 def test_revoke_requires_a_token_and_is_a_write() -> None:

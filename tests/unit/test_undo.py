@@ -56,6 +56,20 @@ class ListJournal:
             self.calls.append(("record", entry.id))
             return entry
 
+    def amend(self, entry_id: str, undo: Undo) -> JournalEntry:
+        with self._lock:
+            index = next(i for i, e in enumerate(self.entries) if e.id == entry_id)
+            entry = JournalEntry(
+                entry_id, *self._fields(self.entries[index]), undo, self.entries[index].recorded_by
+            )
+            self.entries[index] = entry
+            self.calls.append(("amend", entry_id))
+            return entry
+
+    @staticmethod
+    def _fields(entry: JournalEntry) -> tuple[str, str, datetime]:
+        return entry.run_id, entry.environment, entry.recorded_at
+
     def resolve(self, entry_id: str) -> None:
         with self._lock:
             self.entries = [e for e in self.entries if e.id != entry_id]
@@ -338,3 +352,44 @@ def test_a_thing_created_after_its_step_timed_out_is_not_leaked_silently(tmp_pat
         findings = compare(r.spec, [r]).findings
         reported = any(f.category is Category.CLEANUP_FAILED for f in findings)
         assert not leaked or (journal.pending(r.id) and reported)
+
+
+def test_an_undo_amended_after_the_action_runs_with_what_it_learned_and_the_held_secret(
+    tmp_path: Path,
+) -> None:
+    journal = ListJournal()
+    staging, _ = run(
+        plan(
+            tmp_path,
+            "id: u\nsteps:\n  - {id: login, probe: test.echo, with: {value: q7w8e9r0}}\n"
+            "  - {id: make, probe: test.create, with: {name: x, amend: true, "
+            "held: '${{ steps.login.outputs.token }}'}}\n",
+        ),
+        journal=journal,
+    )
+    undo = staging.cleanup[-1]
+    assert undo.step == "undo.1" and undo.outcome is Outcome.ALLOWED
+    assert ("pp-" + staging.id + "-undo.1", "staging/x") in Inventory.removals
+    assert Inventory.tokens == ["tok-q7w8e9r0"] * 2  # staging's and production's
+    assert sorted(c[0] for c in journal.calls) == ["amend"] * 2 + ["record"] * 2 + ["resolve"] * 2
+    assert journal.entries == []
+
+
+def test_a_held_secret_is_never_in_the_undo_s_repr_params_or_record() -> None:
+    token = Secret("s3cr3t-" + "zzkq", "token")
+    undo = Undo("revoke", "test.remove", MappingProxyType({"name": "a"}))
+    amended = undo.amended({"token": token}, {"accessor": "acc-1"})
+    assert token.reveal() not in repr(amended)
+    assert dict(amended.params) == {"name": "a", "accessor": "acc-1"}
+    assert amended.arguments()["token"] is token
+    with pytest.raises(TypeError, match="both plainly and held"):
+        undo.amended({"name": token}, {})
+
+
+def test_the_memory_journal_amends_a_pending_entry_in_place() -> None:
+    journal = MemoryJournal()
+    entry = journal.record("r", "staging", NOW, Undo("remove", "test.remove"), "pp-r-a")
+    journal.amend(entry.id, entry.undo.amended({}, {"name": "a"}))
+    (pending,) = journal.pending("r")
+    assert pending.id == entry.id and pending.recorded_by == "pp-r-a"
+    assert dict(pending.undo.params) == {"name": "a"}
