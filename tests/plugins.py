@@ -295,7 +295,65 @@ class Poll:
         return None
 
 
-PROBES = (Echo, Write, Create, Remove, Track, Poll)
+class FlipParams(ProbeParams):
+    key: str
+    refusals: dict[str, int] = {}  # environment -> calls refused before the first allowed one
+    crash_at: int = 0  # the call (1-based) that raises an unknown exception; 0: none
+
+
+class Flip:
+    """Refused for the first N calls (per environment and key), allowed after: a change taking effect."""
+
+    name: ClassVar[str] = "test.flip"
+    Params: ClassVar[type[ProbeParams]] = FlipParams
+    outputs: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
+    effect: ClassVar[Effect] = Effect.READ
+    calls: ClassVar[dict[tuple[str, str], int]] = {}
+
+    def run(self, params: FlipParams, ctx: ProbeContext) -> ProbeResult:
+        key = (ctx.environment.name, params.key)
+        Flip.calls[key] = count = Flip.calls.get(key, 0) + 1
+        if count == params.crash_at:
+            raise RuntimeError("flip crashed")
+        if count <= params.refusals.get(ctx.environment.name, 0):
+            raise Refused("not yet")
+        return ProbeResult()
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return Failure(Outcome.DENIED, "refused") if isinstance(exc, Refused) else None
+
+
+class DeclareParams(ProbeParams):
+    live: dict[str, str] = {}  # environment -> allowed | denied | not_found (default allowed)
+    declared: dict[str, str] = {}  # environment -> allowed | denied | crash (default allowed)
+
+
+class Declare:
+    """A live decision and a declared one, each as told per environment (``crosscheck`` tests)."""
+
+    name: ClassVar[str] = "test.declare"
+    Params: ClassVar[type[ProbeParams]] = DeclareParams
+    outputs: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    section: ClassVar[str | None] = None
+    effect: ClassVar[Effect] = Effect.READ
+
+    def run(self, params: DeclareParams, ctx: ProbeContext) -> ProbeResult:
+        return ProbeResult(Outcome(params.live.get(ctx.environment.name, "allowed")))
+
+    def declared(self, params: DeclareParams, ctx: ProbeContext) -> ProbeResult:
+        answer = params.declared.get(ctx.environment.name, "allowed")
+        if answer == "crash":
+            raise RuntimeError("capabilities unavailable")
+        return ProbeResult(Outcome(answer))
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return None
+
+
+PROBES = (Echo, Write, Create, Remove, Track, Poll, Flip, Declare)
 
 
 def registry() -> ProbeRegistry:

@@ -95,7 +95,7 @@ def run(
         setup_logging(redactor, ctx.obj["verbose"])
         the_plan = plan(env_file, paths, redactor, registry, only)
         if dry_run:
-            click.echo(describe(the_plan))
+            click.echo(describe(the_plan, options.allow_break_glass))
             click.echo("dry run: nothing was executed")
             return
         report = execute_with_progress(the_plan, redactor, registry, options)

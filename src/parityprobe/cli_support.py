@@ -108,6 +108,7 @@ class RunOptions:
     step_timeout: float
     concurrency: int
     quiet: bool
+    allow_break_glass: bool = False
 
 
 class _Seconds(click.ParamType[float]):
@@ -153,6 +154,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             step_timeout=kwargs.pop("step_timeout"),
             concurrency=kwargs.pop("concurrency"),
             quiet=kwargs.pop("quiet"),
+            allow_break_glass=kwargs.pop("allow_break_glass"),
         )
         return func(*args, **kwargs)
 
@@ -184,6 +186,11 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Scenarios run at once in each environment (steps of one scenario always run in order).",
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress display on standard error."),
+        click.option(
+            "--allow-break-glass",
+            is_flag=True,
+            help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
+        ),
     ]
     decorated: Callable[..., Any] = wrapper
     for option in reversed(options):
@@ -206,6 +213,7 @@ def execute_with_progress(
             options.step_timeout,
             concurrency=options.concurrency,
             listeners=listeners,
+            allow_break_glass=options.allow_break_glass,
         )
 
     if not progress.wanted(options.quiet):

@@ -85,6 +85,9 @@ def _observation(obs: Observation) -> Record:
         "reason": obs.reason,
         "detail": obs.detail,
         "latency_ms": obs.latency_ms,
+        "waited_seconds": obs.waited_seconds,
+        "attempts": obs.attempts,
+        "declared": obs.declared.value if obs.declared else None,
         "started_at": iso_utc(obs.started_at),
         "grant": _grant(obs.grant),
         # Explicit rather than str(Secret): the mask must not depend on Secret's dunder methods.
@@ -104,6 +107,8 @@ def _step_spec(step: StepSpec) -> Record:
         "policies_include": None if step.policies_include is None else sorted(step.policies_include),
         "policies_exclude": None if step.policies_exclude is None else sorted(step.policies_exclude),
         "ttl_tolerance": step.ttl_tolerance,
+        "expect_within": step.expect_within,
+        "within_tolerance": step.within_tolerance,
     }
 
 
@@ -276,6 +281,9 @@ def _read_observation(r: _Reader) -> Observation:
         reason=r.opt_str("reason"),
         detail=r.opt_str("detail"),
         latency_ms=r.opt_float("latency_ms"),
+        waited_seconds=r.opt_float("waited_seconds"),
+        attempts=r.opt_int("attempts"),
+        declared=None if r.record.get("declared") is None else r.enum("declared", Outcome),
         grant=_read_grant(r.child("grant")),
         outputs=MappingProxyType(outputs),
     )
@@ -296,6 +304,8 @@ def _read_step_spec(r: _Reader) -> StepSpec:
         policies_include=r.names("policies_include"),
         policies_exclude=r.names("policies_exclude"),
         ttl_tolerance=r.opt_int("ttl_tolerance"),
+        expect_within=r.opt_int("expect_within"),
+        within_tolerance=r.opt_int("within_tolerance"),
     )
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,18 @@ from parityprobe.config.environments import Environment
 from parityprobe.config.plan import PlannedScenario, PlannedStep
 from parityprobe.config.template import MissingOutput, Scope, TemplateError, render
 from parityprobe.listeners import RunStarted
-from parityprobe.model import ErrorKind, Grant, Observation, Outcome, OutputValue, Run
-from parityprobe.probe import ClientCache, Failure, Probe, ProbeContext, ProbeResult, Timer
+from parityprobe.model import (
+    NEEDS_BREAK_GLASS,
+    NOT_ALLOWED_HERE,
+    Effect,
+    ErrorKind,
+    Grant,
+    Observation,
+    Outcome,
+    OutputValue,
+    Run,
+)
+from parityprobe.probe import ClientCache, Declaring, Failure, Probe, ProbeContext, ProbeResult, Timer
 from parityprobe.secret import Secret
 from parityprobe.spec import ScenarioSpec, environment_facts
 from parityprobe.undo import JournalEntry, RunJournal
@@ -35,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DETAIL_LIMIT = 300
+# Waiting for an expected outcome (expect.within): first pause, growth, longest pause, in seconds.
+_FIRST_PAUSE = 0.1
+_BACKOFF = 1.5
+_MAX_PAUSE = 2.0
 
 
 class Execution:
@@ -103,11 +117,48 @@ class Execution:
             obs = prepared
         else:
             timeout = float(step.timeout) if step.timeout is not None else self.runner.step_timeout
-            obs = self._invoke(self._probe(planned.probe), prepared, base, timeout)
+            probe = self._probe(planned.probe)
+            expected = step.expect.outcome
+            if step.expect.within is not None and expected is not None:
+                obs = self._until(probe, prepared, base, timeout, expected.outcome, step.expect.within)
+            else:
+                obs = self._invoke(probe, prepared, base, timeout)
+            if step.crosscheck is not None and obs.outcome.is_verdict and isinstance(probe, Declaring):
+                obs = replace(obs, declared=self._declared(probe, prepared, base, timeout))
         self.observed[step.id] = obs
         self.outputs[step.id] = obs.outputs
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
+
+    def _declared(self, probe: Declaring, params: Any, base: _ObservationFactory, timeout: float) -> Outcome:
+        """What the target declares for the step's action, asked through the same boundary (deadline,
+        translation) as the action itself; ERROR when it could not be asked."""
+        check = self._invoke(_DeclaredCheck(probe), params, base, timeout)
+        return check.outcome if check.outcome in (Outcome.ALLOWED, Outcome.DENIED) else Outcome.ERROR
+
+    def _until(
+        self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float, want: Outcome, within: int
+    ) -> Observation:
+        """Invoke until the outcome is ``want`` or ``within`` seconds have passed (``expect.within``).
+
+        The observation is the last attempt's, with how long the outcome took to hold (None when it never
+        did) and the number of attempts. An attempt without a verdict ends the wait: an error proves
+        nothing about when access changed. The last attempt starts before ``within`` runs out, so the step
+        can take up to one attempt longer.
+        """
+        start = time.monotonic()
+        pause = _FIRST_PAUSE
+        attempts = 0
+        while True:
+            attempts += 1
+            obs = self._invoke(probe, params, base, timeout)
+            waited = time.monotonic() - start
+            if obs.outcome is want:
+                return replace(obs, waited_seconds=round(waited, 3), attempts=attempts)
+            if not obs.outcome.is_verdict or waited >= within:
+                return replace(obs, attempts=attempts)
+            time.sleep(min(pause, within - waited))
+            pause = min(pause * _BACKOFF, _MAX_PAUSE)
 
     def _still_running(self) -> set[str]:
         """The abandoned calls that have not ended after a grace period: their actions may yet create
@@ -151,11 +202,15 @@ class Execution:
     def _prepare(self, planned: PlannedStep, base: _ObservationFactory) -> Any:
         """The bound parameters, or the observation that says why the step cannot run."""
         if not self.env.safety.allows(planned.effect):
-            return base.make(Outcome.SKIPPED, reason=f"effect {planned.effect.value} not allowed here")
+            return base.make(Outcome.SKIPPED, reason=NOT_ALLOWED_HERE.format(effect=planned.effect.value))
+        if planned.effect is Effect.PRIVILEGED and not self.runner.allow_break_glass:
+            return base.make(Outcome.SKIPPED, reason=NEEDS_BREAK_GLASS)
         try:
             rendered = render(planned.step.with_, self.scope)
         except MissingOutput as exc:
             source = self.observed.get(exc.ref.step)
+            if source is not None and source.skipped_by_choice:
+                return base.make(Outcome.SKIPPED, reason=source.reason)  # left out with the step it needs
             why = source.describe() if source is not None else "not run"
             return base.make(
                 Outcome.SKIPPED, reason=f"needs steps.{exc.ref.step}.outputs.{exc.ref.output} ({why})"
@@ -168,7 +223,9 @@ class Execution:
             first = exc.errors(include_url=False)[0]
             return base.error(ErrorKind.HARNESS_ERROR, f"invalid parameters: {first['loc']}: {first['msg']}")
 
-    def _invoke(self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float) -> Observation:
+    def _invoke(
+        self, probe: Probe | _DeclaredCheck, params: Any, base: _ObservationFactory, timeout: float
+    ) -> Observation:
         runner = self.runner
         ctx = ProbeContext(
             self.env,
@@ -226,6 +283,19 @@ class Execution:
             detail=detail,
             latency_ms=latency,
         )
+
+
+class _DeclaredCheck:
+    """A probe's ``declared`` question, invoked like a probe (its ``run``), translated by the same plane."""
+
+    def __init__(self, probe: Declaring) -> None:
+        self._probe = probe
+
+    def run(self, params: Any, ctx: ProbeContext) -> ProbeResult:
+        return self._probe.declared(params, ctx)
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return self._probe.translate(exc)
 
 
 @dataclass(frozen=True)

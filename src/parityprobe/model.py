@@ -72,6 +72,7 @@ class Category(enum.Enum):
     EVIDENCE_GAP = "evidence_gap"
     CONFIG_DRIFT = "config_drift"
     CLEANUP_FAILED = "cleanup_failed"
+    DECLARED_MISMATCH = "declared_mismatch"
     INCONCLUSIVE = "inconclusive"
 
 
@@ -92,6 +93,12 @@ class Severity(enum.Enum):
 _SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
 
 
+# Why a step did not run when nothing went wrong: the environment's safety or the run's own options said
+# so. Such a step is no finding (an inconclusive one would flag every run that rightly leaves it out).
+NOT_ALLOWED_HERE = "effect {effect} not allowed here"
+NEEDS_BREAK_GLASS = "break-glass drill: runs only with --allow-break-glass"
+_BY_CHOICE = (NOT_ALLOWED_HERE.format(effect="privileged"), NEEDS_BREAK_GLASS)
+
 OutputValue = str | Secret
 _EMPTY: Mapping[str, OutputValue] = MappingProxyType({})
 
@@ -111,7 +118,19 @@ class Observation:
     detail: str | None = None
     latency_ms: float | None = None
     grant: Grant = field(default_factory=Grant)
+    # A step that waits for its expected outcome (``expect.within``): how long it took to hold, None when
+    # it never did; and how many times the probe ran.
+    waited_seconds: float | None = None
+    attempts: int | None = None
+    # A step with ``crosscheck``: the decision the target declares for the same action (Vault's
+    # capabilities-self), ERROR when it could not be asked.
+    declared: Outcome | None = None
     outputs: Mapping[str, OutputValue] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def skipped_by_choice(self) -> bool:
+        """True for a privileged step the environment or the run deliberately left out."""
+        return self.outcome is Outcome.SKIPPED and self.reason in _BY_CHOICE
 
     def describe(self) -> str:
         """A short human label: ``denied (permission denied)``, ``error: timeout``."""

@@ -13,7 +13,7 @@ from parityprobe.compare.comparator import compare
 from parityprobe.config.load import load_environments, load_scenarios
 from parityprobe.config.plan import Plan, build_plan
 from parityprobe.listeners import RunListener
-from parityprobe.model import Comparison, Report
+from parityprobe.model import Comparison, Effect, Report
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 from parityprobe.runner import DEFAULT_CONCURRENCY, DEFAULT_STEP_TIMEOUT, Runner, ScenarioRuns, utc_now
@@ -45,16 +45,24 @@ def execute(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     listeners: tuple[RunListener, ...] = (),
+    allow_break_glass: bool = False,
 ) -> Report:
     """Run the plan in every environment, compare the runs scenario by scenario, and make the report."""
     runner = Runner(
-        registry, redactor, step_timeout=step_timeout, concurrency=concurrency, listeners=listeners
+        registry,
+        redactor,
+        step_timeout=step_timeout,
+        concurrency=concurrency,
+        listeners=listeners,
+        allow_break_glass=allow_break_glass,
     )
     return Report(generated_at=utc_now(), comparisons=compare_all(runner.run(the_plan)))
 
 
-def describe(the_plan: Plan) -> str:
-    """The plan in words, for ``--dry-run`` and ``validate``: what would run where, touching nothing."""
+def describe(the_plan: Plan, allow_break_glass: bool = False) -> str:
+    """The plan in words, for ``--dry-run`` and ``validate``: what would run where, touching nothing.
+
+    A privileged step (a break-glass drill) says where it is skipped, and why."""
     envs = ", ".join(f"{e.name} ({e.effective_tier.value})" for e in the_plan.environments)
     lines = [f"environments: {envs}"]
     for scenario in the_plan.scenarios:
@@ -65,5 +73,16 @@ def describe(the_plan: Plan) -> str:
                 expected = f", expect {expect.value}" if expect else ""
                 lines.append(
                     f"  {label} {planned.step.id}: {planned.step.probe} [{planned.effect.value}{expected}]"
+                    + _skipped(the_plan, planned.effect, allow_break_glass)
                 )
     return "\n".join(lines)
+
+
+def _skipped(the_plan: Plan, effect: Effect, allow_break_glass: bool) -> str:
+    if effect is not Effect.PRIVILEGED:
+        return ""
+    refused = [env.name for env in the_plan.environments if not env.safety.allows(effect)]
+    notes = [f"skipped in {', '.join(refused)}: safety.allow_effects has no privileged"] if refused else []
+    if not allow_break_glass:
+        notes.append("skipped everywhere without --allow-break-glass")
+    return "".join(f"\n      {note}" for note in notes)

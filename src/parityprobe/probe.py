@@ -236,3 +236,16 @@ class Probe(Protocol):
     def translate(self, exc: BaseException) -> Failure | None:
         """The outcome a foreign exception means, or None when this plane does not know it."""
         ...
+
+
+@runtime_checkable
+class Declaring(Protocol):
+    """A probe that can also ask its target what it *declares* for the step's action without performing it
+    (Vault: ``sys/capabilities-self`` on the same path), for steps with ``crosscheck: capabilities``.
+
+    ``declared`` returns ALLOWED or DENIED (as a :class:`ProbeResult`) and raises like ``run``.
+    """
+
+    def declared(self, params: Any, ctx: ProbeContext) -> ProbeResult: ...
+
+    def translate(self, exc: BaseException) -> Failure | None: ...

@@ -73,9 +73,12 @@ class Runner:
         run_id: Callable[[], str] = new_run_id,
         listeners: tuple[RunListener, ...] = (),
         journal: UndoJournal | None = None,
+        allow_break_glass: bool = False,
     ) -> None:
         self.registry = registry
         self.redactor = redactor
+        # Privileged (break-glass drill) steps run only where the environment allows them and this is set.
+        self.allow_break_glass = allow_break_glass
         self.step_timeout = step_timeout
         self.concurrency = max(1, concurrency)
         self.clock = clock

@@ -45,6 +45,8 @@ class StepSpec:
     policies_include: frozenset[str] | None = None
     policies_exclude: frozenset[str] | None = None
     ttl_tolerance: int | None = None
+    expect_within: int | None = None  # seconds the step may take to reach its expected outcome
+    within_tolerance: int | None = None
 
     @property
     def expects_anything(self) -> bool:
@@ -110,6 +112,8 @@ def _step_spec(step: Step) -> StepSpec:
         policies_include=frozenset(policies.includes) if policies is not None else None,
         policies_exclude=frozenset(policies.excludes) if policies is not None else None,
         ttl_tolerance=step.tolerance.ttl,
+        expect_within=expect.within,
+        within_tolerance=step.tolerance.within,
     )
 
 

@@ -292,7 +292,9 @@ def test_a_secret_read_back_keeps_its_label_and_cannot_be_revealed(obs: Observat
 
 # --- malformed records -------------------------------------------------------------------------------------
 
-ENUM_KEYS = frozenset({"outcome", "error_kind", "tier", "category", "severity", "expect_outcome"})
+ENUM_KEYS = frozenset(
+    {"outcome", "error_kind", "tier", "category", "severity", "expect_outcome", "declared"}
+)
 # Keys a reader may find missing (they read as None, or empty): everything else the writer writes is needed.
 # Grant fields are not listed: a grant records only the fields a probe filled.
 MAY_BE_MISSING = frozenset(
@@ -308,6 +310,12 @@ MAY_BE_MISSING = frozenset(
         "policies_include",
         "policies_exclude",
         "ttl_tolerance",
+        # Added with expect.within and crosscheck: records written before them read as None.
+        "expect_within",
+        "within_tolerance",
+        "waited_seconds",
+        "attempts",
+        "declared",
         "min",
         "max",
         "step",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parityprobe.compare import cleanup, grants, outcomes
+from parityprobe.compare import cleanup, declared, grants, outcomes, timing
 from parityprobe.compare.context import StepView
 from parityprobe.model import Comparison, Finding, Run
 from parityprobe.spec import ScenarioSpec
@@ -39,4 +39,6 @@ def step_findings(view: StepView) -> list[Finding]:
         *outcomes.outcome_mismatch(view, explained=bool(violations)),
         *grant_violations,
         *grants.mismatches(view, covered),
+        *timing.wait_mismatch(view),
+        *declared.disagreements(view),
     ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from parityprobe.compare import severity
 from parityprobe.compare.context import StepView
+from parityprobe.config.durations import humanise
 from parityprobe.model import Category, Finding, Outcome, Tier
 
 
 def inconclusive(view: StepView) -> list[Finding]:
     """One finding when any environment has no verdict for the step."""
-    missing = [(env, obs) for env, obs in view.pairs() if not obs.outcome.is_verdict]
+    missing = [
+        (env, obs) for env, obs in view.pairs() if not obs.outcome.is_verdict and not obs.skipped_by_choice
+    ]
     if not missing:
         return []
     names = ", ".join(env.name for env, _ in missing)
@@ -41,12 +44,18 @@ def expectation_violations(view: StepView) -> list[Finding]:
                 Category.EXPECTATION_VIOLATION,
                 grade,
                 view.outcomes(),
-                f"{env.name}: {view.step.probe} was {obs.describe()}; the scenario expects {expected.value}",
+                f"{env.name}: {view.step.probe} was {obs.describe()}; the scenario expects {expected.value}"
+                + _in_time(view),
                 _explain(view, env.name, env.tier, expected, obs.outcome),
                 field="outcome",
             )
         )
     return findings
+
+
+def _in_time(view: StepView) -> str:
+    within = view.step.expect_within
+    return "" if within is None else f" within {humanise(within)}"
 
 
 def _explain(view: StepView, name: str, tier: Tier, expected: Outcome, observed: Outcome) -> str:

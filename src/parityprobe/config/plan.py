@@ -144,13 +144,25 @@ class _ScenarioChecker:
             self.add((*path, "id"), f"step id {step.id!r} is already used by {format_path(first)}")
         try:
             probe = self.registry.probe_class(step.probe)
-        except PluginError as exc:
-            known = ", ".join(self.registry.names())
-            self.add((*path, "probe"), f"{exc} (known probes: {known})")
+        except PluginError as exc:  # its message lists the known probes
+            self.add((*path, "probe"), str(exc))
             self.done.setdefault(step.id, None)
             return None
         self._bind(step, probe, path)
         effect = self._effect(step, probe, path)
+        if step.expect.within is not None and effect is not Effect.READ:
+            # Waiting repeats the step: only what observes may be repeated, never what changes something.
+            self.add(
+                (*path, "expect", "within"),
+                f"within repeats the step until its outcome holds; a step with effect {effect.value} "
+                "must not be repeated (wait with a read step after it)",
+            )
+        if step.crosscheck is not None and not callable(getattr(probe, "declared", None)):
+            self.add(
+                (*path, "crosscheck"),
+                f"probe {step.probe} cannot crosscheck {step.crosscheck}: it does not say what the target "
+                "declares for its action",
+            )
         self._plane(step, probe, path)
         # Registered after binding: a step may only reference the steps before it.
         self.done.setdefault(step.id, probe)
@@ -319,7 +331,7 @@ class _ScenarioChecker:
             else:
                 effect = step.effect
         refused = [env for env in self.environments if not env.safety.allows(effect)]
-        if refused:
+        if refused and effect is not Effect.PRIVILEGED:  # a privileged step is skipped there, not refused
             allowed = [f"[{', '.join(e.value for e in env.safety.allow_effects)}]" for env in refused]
             if len(refused) == 1:
                 why = f"its safety.allow_effects: {allowed[0]}"

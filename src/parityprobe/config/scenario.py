@@ -6,7 +6,7 @@ import enum
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -73,17 +73,30 @@ class PolicyExpectation(_Input):
 
 
 class Expect(_Input):
-    """What every environment should do for this step."""
+    """What every environment should do for this step.
+
+    ``within``: the step runs again (waiting a little longer each time) until its outcome is the expected
+    one or this much time has passed, and records how long that took: a rotation taking effect, a revoked
+    credential stopping to work.
+    """
 
     outcome: ExpectedOutcome | None = None
     ttl: Bound | None = None
     policies: PolicyExpectation | None = None
+    within: Duration | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _within_needs_outcome(self) -> Expect:
+        if self.within is not None and self.outcome is None:
+            raise ValueError("within needs an expected outcome: it is how long the step may take to reach it")
+        return self
 
 
 class Tolerance(_Input):
     """How far environments may differ before a grant difference is a finding."""
 
     ttl: Duration | None = None
+    within: Duration | None = None  # how far ``expect.within`` durations may differ (default: 1s or 20%)
 
 
 class Schedule(_Input):
@@ -162,6 +175,9 @@ class Step(_Input):
     timeout: Duration | None = None
     description: str = ""
     tolerance: Tolerance = Field(default_factory=Tolerance)
+    # Also ask the target what it declares for this action (Vault: sys/capabilities-self on the same path)
+    # and report a live decision that disagrees.
+    crosscheck: Literal["capabilities"] | None = None
 
 
 class Scenario(_Input):

@@ -9,6 +9,7 @@ from collections import Counter
 from types import MappingProxyType
 
 from parityprobe.compare.cleanup import UNDO_PREFIX, is_undo
+from parityprobe.compare.timing import took
 from parityprobe.model import Category, Comparison, Finding, Observation, Outcome, Report, Run, Severity
 from parityprobe.report.verdict import verdict
 from parityprobe.report.view import (
@@ -52,9 +53,19 @@ def cell(obs: Observation | None, environment: str) -> Cell:
         outcome=obs.outcome,
         latency_ms=obs.latency_ms,
         grant=tuple(obs.grant.lines()),
+        waited=_waited(obs),
         # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
         error_detail=obs.detail if obs.detail and obs.outcome is Outcome.ERROR else None,
     )
+
+
+def _waited(obs: Observation) -> str | None:
+    if obs.attempts is None:
+        return None
+    tries = f"{obs.attempts} attempt{'s' if obs.attempts != 1 else ''}"
+    if obs.waited_seconds is None:
+        return f"not reached ({tries})"
+    return f"{took(obs.waited_seconds)} ({tries})"
 
 
 def undo_label(step: str, probe: str) -> str:

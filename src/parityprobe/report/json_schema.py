@@ -58,6 +58,9 @@ _OBSERVATION_SCHEMA = _object(
         "reason": {"type": _nullable("string")},
         "detail": {"type": _nullable("string")},
         "latency_ms": {"type": _nullable("number")},
+        "waited_seconds": {"type": _nullable("number")},
+        "attempts": {"type": _nullable("integer")},
+        "declared": {"type": _nullable("string"), "enum": [*(o.value for o in Outcome), None]},
         "started_at": _TIMESTAMP,
         "grant": _GRANT_SCHEMA,
         "outputs": {"type": "object", "additionalProperties": _STR},
@@ -101,6 +104,8 @@ _SPEC_SCHEMA = _object(
                     "policies_include": _NULLABLE_NAMES,
                     "policies_exclude": _NULLABLE_NAMES,
                     "ttl_tolerance": {"type": _nullable("integer")},
+                    "expect_within": {"type": _nullable("integer")},
+                    "within_tolerance": {"type": _nullable("integer")},
                 }
             ),
         },
