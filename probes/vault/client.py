@@ -27,7 +27,7 @@ from parityprobe.secret import Secret
 
 from . import errors
 from .errors import VaultSetupError
-from .settings import VaultApprole, VaultSettings, VaultToken
+from .settings import VaultApprole, VaultJwt, VaultKubernetes, VaultSettings, VaultToken
 
 CORRELATION_HEADER = "X-Correlation-ID"
 CLIENT_KEY = "vault"
@@ -138,8 +138,8 @@ def step_client(ctx: ProbeContext, token: Secret | None = None) -> Iterator[Any]
 def acting_token(ctx: ProbeContext, given: Secret | None) -> Secret:
     """The token a probe acts with: ``given`` if the step passed one, else the environment's own.
 
-    An AppRole environment logs in once per invocation (under the current step's correlation id) and keeps
-    the token in the ClientCache; the token is registered with the redactor at once.
+    An AppRole, JWT or Kubernetes environment logs in once per invocation (under the current step's
+    correlation id) and keeps the token in the ClientCache; the token is registered with the redactor at once.
     """
     if given is not None:
         return given
@@ -150,6 +150,11 @@ def acting_token(ctx: ProbeContext, given: Secret | None) -> Secret:
         return token
     # Built outside the cache's factory: the cache holds a non-reentrant lock while a factory runs.
     conn = connection(ctx)
+    if isinstance(auth, VaultJwt | VaultKubernetes):
+        from .jwt_login import workload_token  # imported here: jwt_login builds on this module
+
+        workload = auth
+        return ctx.clients.get(TOKEN_KEY, lambda: workload_token(ctx, workload))
     return ctx.clients.get(TOKEN_KEY, lambda: _approle_token(conn, ctx, auth))
 
 
@@ -186,8 +191,13 @@ class LoginUndo:
         if exc_type is not None:
             self._ctx.undo_not_needed(self._entry)
 
-    def created(self, token: Secret) -> None:
-        self._ctx.amend_undo(self._entry, held={"token": token})
+    def created(self, token: Secret, token_type: object = None) -> None:
+        """The login issued ``token``; a batch token cannot be revoked (OpenBao: 400 "batch tokens cannot
+        be revoked") and ends with its TTL, so it needs no undo."""
+        if token_type == "batch":
+            self._ctx.undo_not_needed(self._entry)
+        else:
+            self._ctx.amend_undo(self._entry, held={"token": token})
 
 
 def required(reply: Any, *keys: str) -> Any:

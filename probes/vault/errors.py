@@ -21,6 +21,15 @@ UNAUTHORIZED = "unauthorized"
 INVALID_CREDENTIALS = "invalid credentials"
 SOURCE_NOT_ALLOWED = "source address not allowed"
 NOT_FOUND = "not found"
+WRAPPING_TOKEN_INVALID = "wrapping token invalid or already used"
+# Workload-identity (JWT/OIDC, Kubernetes) login refusals.
+TOKEN_EXPIRED = "token expired"
+TOKEN_NOT_YET_VALID = "token not yet valid"
+AUDIENCE_NOT_MATCHED = "audience not matched"
+ISSUER_NOT_MATCHED = "issuer not matched"
+CLAIMS_NOT_MATCHED = "claims not matched"
+UNKNOWN_ROLE = "unknown role"
+ROLE_TYPE_NOT_ALLOWED = "role type not allowed"
 
 
 class VaultSetupError(ParityProbeError):
@@ -39,6 +48,23 @@ _DENIAL_MESSAGES: tuple[tuple[str, str], ...] = (
     ("invalid username or password", INVALID_CREDENTIALS),
     ("invalid credentials", INVALID_CREDENTIALS),
     ("unauthorized by cidr restrictions", SOURCE_NOT_ALLOWED),
+    # sys/wrapping/{lookup,unwrap} for a wrapping token already unwrapped, expired, or never issued (OpenBao
+    # 2.7, one message for all): a single-use token presented twice is the tamper signal a drill looks for.
+    ("wrapping token is not valid or does not exist", WRAPPING_TOKEN_INVALID),
+    # jwt auth (observed on OpenBao 2.x; Vault's plugin words them alike), specific before general:
+    # 'error validating token: invalid expiration time (exp) claim: token is expired' and the like.
+    ("token is expired", TOKEN_EXPIRED),
+    ("token not yet valid", TOKEN_NOT_YET_VALID),
+    ("invalid audience", AUDIENCE_NOT_MATCHED),
+    ("no audiences bound to the role", AUDIENCE_NOT_MATCHED),
+    ("invalid issuer", ISSUER_NOT_MATCHED),
+    ("invalid subject", CLAIMS_NOT_MATCHED),  # bound_subject
+    ("error validating claims", CLAIMS_NOT_MATCHED),  # bound_claims: a value not matched, or missing
+    # A bad signature, a token signed by a key the mount does not trust, or no JWT at all.
+    ("error validating token", INVALID_CREDENTIALS),
+    ('" could not be found', UNKNOWN_ROLE),  # jwt: role "<name>" could not be found
+    ("invalid role name", UNKNOWN_ROLE),  # kubernetes: invalid role name "<name>"
+    ("role with oidc role_type is not allowed", ROLE_TYPE_NOT_ALLOWED),
 )
 
 # (exception class, failure), most specific first. One table, so the unit test can walk it.

@@ -14,6 +14,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, mapping, required, step_client
+from .declared import DeclaresCapabilities
 
 FIELD_NOT_FOUND = "field not found"
 VERSION_DELETED = "version deleted"
@@ -30,7 +31,7 @@ class KvReadParams(ProbeParams):
     field: str | None = None
 
 
-class KvRead(VaultProbe):
+class KvRead(DeclaresCapabilities, VaultProbe):
     """Read ``<mount>/data/<path>`` (KV v2), acting with the step's token or the environment's own.
 
     A missing secret and a deleted or destroyed version are NOT_FOUND; a secret without the requested
@@ -45,6 +46,9 @@ class KvRead(VaultProbe):
     Params: ClassVar[type[ProbeParams]] = KvReadParams
     outputs: ClassVar[frozenset[str]] = frozenset({"version", "value"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset({"value"})
+
+    def capability_needed(self, params: KvReadParams) -> tuple[str, str]:
+        return f"{params.mount}/data/{params.path}", "read"
 
     def run(self, params: KvReadParams, ctx: ProbeContext) -> ProbeResult:
         """One read request; the timer covers it only (not an environment login before it)."""

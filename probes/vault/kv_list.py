@@ -12,6 +12,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, required, step_client
+from .declared import DeclaresCapabilities
 
 
 class KvListParams(ProbeParams):
@@ -22,7 +23,7 @@ class KvListParams(ProbeParams):
     token: Secret | None = None
 
 
-class KvList(VaultProbe):
+class KvList(DeclaresCapabilities, VaultProbe):
     """LIST ``<mount>/metadata/<path>`` (KV v2), acting with the step's token or the environment's own.
 
     DENIED on 403. A path with no keys under it, existing or not, is NOT_FOUND: Vault and OpenBao answer an
@@ -36,6 +37,9 @@ class KvList(VaultProbe):
     Params: ClassVar[type[ProbeParams]] = KvListParams
     outputs: ClassVar[frozenset[str]] = frozenset({"count"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    def capability_needed(self, params: KvListParams) -> tuple[str, str]:
+        return f"{params.mount}/metadata/{params.path}", "list"
 
     def run(self, params: KvListParams, ctx: ProbeContext) -> ProbeResult:
         """One LIST request; the timer covers it only (not an environment login before it)."""

@@ -30,6 +30,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, mapping, required, step_client
+from .declared import DeclaresCapabilities
 from .errors import VaultSetupError
 
 # KV v2 keeps versions as unsigned 64-bit integers and parses ``cas`` as a signed one (2**64 is refused as
@@ -52,7 +53,7 @@ class KvWriteParams(ProbeParams):
     dry: bool = True
 
 
-class KvWrite(VaultProbe):
+class KvWrite(DeclaresCapabilities, VaultProbe):
     """Write ``<mount>/data/<path>`` (KV v2), acting with the step's token or the environment's own.
 
     ``dry: true`` (the default) changes nothing: ALLOWED with reason "authorized; nothing written
@@ -78,6 +79,9 @@ class KvWrite(VaultProbe):
     def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
         """``write`` unless the step leaves ``dry`` at its default or sets it to true."""
         return Effect.READ if with_.get("dry", True) is True else Effect.WRITE
+
+    def capability_needed(self, params: KvWriteParams) -> tuple[str, str]:
+        return f"{params.mount}/data/{params.path}", "create|update"
 
     def run(self, params: KvWriteParams, ctx: ProbeContext) -> ProbeResult:
         """One write request; the timer covers it only (not an environment login before it)."""

@@ -57,7 +57,7 @@ class ApproleLogin(VaultProbe):
                 )
             auth = required(reply, "auth")
             token = Secret(str(required(auth, "client_token")), "vault token")
-            undo.created(token)
+            undo.created(token, auth.get("token_type"))
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
         grant = Grant(
             ttl_seconds=int(auth.get("lease_duration") or 0),

@@ -13,7 +13,9 @@ from parityprobe.model import Effect, OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
+from .capabilities import needed_capability
 from .client import VaultProbe, acting_token, step_client
+from .declared import DeclaresCapabilities
 from .errors import VaultSetupError
 
 Method = Literal["GET", "LIST", "POST", "PUT", "DELETE"]
@@ -56,7 +58,7 @@ class VaultRequestParams(ProbeParams):
         return self
 
 
-class VaultRequest(VaultProbe):
+class VaultRequest(DeclaresCapabilities, VaultProbe):
     """Send ``method`` to ``/v1/<path>``, acting with the step's token or the environment's own.
 
     The class effect is READ, and only GET and LIST run under it. POST, PUT and DELETE change state: such a
@@ -83,6 +85,9 @@ class VaultRequest(VaultProbe):
         if isinstance(method, str) and method.upper() in _READ_METHODS:
             return Effect.READ
         return Effect.WRITE
+
+    def capability_needed(self, params: VaultRequestParams) -> tuple[str, str]:
+        return params.path, needed_capability(params.method)
 
     def run(self, params: VaultRequestParams, ctx: ProbeContext) -> ProbeResult:
         """Check the environment's safety first (an AppRole login is a request too), then one timed call."""
