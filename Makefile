@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[lab,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[lab,dev,postgres]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/many_scenarios.py
 	$(BIN)/python bench/redact.py
 	$(BIN)/python bench/yaml_load.py
+	$(BIN)/python bench/vault_rotation.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz

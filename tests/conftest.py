@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from parityprobe.lab.lab import running_lab
+from parityprobe.lab.postgres import PostgresServer, start_postgres
 from parityprobe.lab.servers import ServerProcess, start_openbao
 from parityprobe.lab.state import LabState
 from parityprobe.secret import Secret
@@ -23,6 +24,15 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     workdir = tmp_path_factory.mktemp("openbao")
     server = start_openbao(workdir, token, audit_log=workdir / "audit.log")
     yield server, token
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL cluster on a free loopback port (as the ``postgres`` user when root): TCP
+    logins by scram-sha-256 password; its admin role and password are on the server object."""
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
     server.stop()
 
 

@@ -21,6 +21,7 @@ import hvac
 import hvac.exceptions as hv
 from hvac.adapters import JSONAdapter
 
+from parityprobe.config.secretref import SecretRef
 from parityprobe.model import Effect
 from parityprobe.probe import Failure, ProbeContext
 from parityprobe.secret import Secret
@@ -198,6 +199,17 @@ class LoginUndo:
             self._ctx.undo_not_needed(self._entry)
         else:
             self._ctx.amend_undo(self._entry, held={"token": token})
+
+
+def read_secret_file(path: str, label: str) -> Secret:
+    """A credential handed over as a file (a projected token, a wrapped secret id), read when the step runs,
+    relative to the working directory, with the limits of a ``{file: ...}`` secret reference (a regular file,
+    at most 64 KiB of UTF-8, stripped, not empty). A file that cannot be one is a :class:`VaultSetupError`
+    naming it, never its content."""
+    try:
+        return SecretRef(file=path).resolve(Path.cwd(), label)
+    except ValueError as exc:
+        raise VaultSetupError(f"{label}: {exc}") from None
 
 
 def required(reply: Any, *keys: str) -> Any:

@@ -24,20 +24,17 @@ is missing or unreadable is a harness error naming the file.
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import hvac.exceptions as hv
 from pydantic import Field, model_validator
 
-from parityprobe.config.secretref import SecretRef
 from parityprobe.model import Grant, OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
-from .client import LoginUndo, VaultProbe, mapping, required, step_client, string_set
-from .errors import VaultSetupError
+from .client import LoginUndo, VaultProbe, mapping, read_secret_file, required, step_client, string_set
 from .settings import MountPath, VaultJwt, VaultKubernetes
 
 # Metadata that names one instance of the workload (a service account's uid, its token secret): it differs
@@ -157,15 +154,8 @@ def login(client: Any, mount: str, role: str, jwt: Secret) -> Any:
 
 
 def read_token_file(path: str) -> Secret:
-    """The token in ``path`` (relative to the working directory), read now: at most 64 KiB of UTF-8, stripped.
-
-    Read as a ``{file: ...}`` secret reference is, so the limits and messages are the same; a file that
-    cannot be a token is a :class:`VaultSetupError` naming it.
-    """
-    try:
-        return SecretRef(file=path).resolve(Path.cwd(), "workload jwt")
-    except ValueError as exc:
-        raise VaultSetupError(f"workload token: {exc}") from None
+    """The workload token in ``path``, read now (see :func:`.client.read_secret_file`)."""
+    return read_secret_file(path, "workload token")
 
 
 def workload_token(ctx: ProbeContext, auth: VaultJwt | VaultKubernetes) -> Secret:

@@ -42,6 +42,14 @@ ORDINARY = {
     "bucket": "${{ vars.data_bucket }}",
     "key": "payments/report.csv",
     "method": "GET",
+    "role": "payments-app",
+    "version": "1",
+    "lease_id": "database/creds/payments/lease",
+    "user": "payments",
+    "password": "not-a-secret",
+    "role_id_file": "handed-over/role-id",
+    "wrapped_secret_id_file": "handed-over/wrapped-secret-id",
+    "token": "${{ steps.login.outputs.token }}",  # a required secret parameter takes the login's token
 }
 # Credentials the lab's AWS hands out at run time (the lab cannot list them beforehand): their shapes.
 SHAPES = {
@@ -152,8 +160,16 @@ def test_a_secret_output_in_any_parameter_never_leaks(
     codes = {name: result.code for name, result in results.items()}
     for result in results.values():
         assert "Traceback" not in result.err, result.err
-    if ProbeRegistry().probe_class(probe).effect is not Effect.READ:
+    probe_class = ProbeRegistry().probe_class(probe)
+    if probe_class.section not in (None, "vault", "aws"):
+        # The lab has no such section (postgres): the plan is refused before any action.
+        assert codes == {"validate": 2, "run json": 2, "run terminal": 2}, codes
+        assert f"no '{probe_class.section}' section" in results["validate"].err
+        assert audit_sizes(lab) == before
+        return
+    if probe_class.effect is Effect.WRITE:
         # The lab's environments allow reads only: the plan is refused for its effect, before any action.
+        # (A privileged step is not refused: it is skipped, so it goes through the checks below.)
         assert codes == {"validate": 2, "run json": 2, "run terminal": 2}, codes
         assert "is not allowed in environments" in results["validate"].err
         assert audit_sizes(lab) == before
