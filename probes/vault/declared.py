@@ -24,6 +24,10 @@ class DeclaresCapabilities:
         (alternatives joined with ``|``)."""
         raise NotImplementedError
 
+    def target(self, params: Any) -> str | None:
+        """The path the action requests (the observation's target)."""
+        return self.capability_needed(params)[0]
+
     def declared(self, params: Any, ctx: ProbeContext) -> ProbeResult:
         """ALLOWED or DENIED as the server declares it for the step's token; a token that may not even ask
         is a harness error (the question was refused, not the path)."""

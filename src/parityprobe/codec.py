@@ -88,6 +88,7 @@ def _observation(obs: Observation) -> Record:
         "waited_seconds": obs.waited_seconds,
         "attempts": obs.attempts,
         "declared": obs.declared.value if obs.declared else None,
+        "target": obs.target,
         "started_at": iso_utc(obs.started_at),
         "grant": _grant(obs.grant),
         # Explicit rather than str(Secret): the mask must not depend on Secret's dunder methods.
@@ -284,6 +285,7 @@ def _read_observation(r: _Reader) -> Observation:
         waited_seconds=r.opt_float("waited_seconds"),
         attempts=r.opt_int("attempts"),
         declared=None if r.record.get("declared") is None else r.enum("declared", Outcome),
+        target=r.opt_str("target"),
         grant=_read_grant(r.child("grant")),
         outputs=MappingProxyType(outputs),
     )

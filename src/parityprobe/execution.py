@@ -34,7 +34,16 @@ from parityprobe.model import (
     OutputValue,
     Run,
 )
-from parityprobe.probe import ClientCache, Declaring, Failure, Probe, ProbeContext, ProbeResult, Timer
+from parityprobe.probe import (
+    ClientCache,
+    Declaring,
+    Failure,
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    Targeting,
+    Timer,
+)
 from parityprobe.secret import Secret
 from parityprobe.spec import ScenarioSpec, environment_facts
 from parityprobe.undo import JournalEntry, RunJournal
@@ -125,6 +134,8 @@ class Execution:
                 obs = self._invoke(probe, prepared, base, timeout)
             if step.crosscheck is not None and obs.outcome.is_verdict and isinstance(probe, Declaring):
                 obs = replace(obs, declared=self._declared(probe, prepared, base, timeout))
+            if isinstance(probe, Targeting):
+                obs = replace(obs, target=probe.target(prepared))
         self.observed[step.id] = obs
         self.outputs[step.id] = obs.outputs
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())

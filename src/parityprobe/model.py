@@ -125,6 +125,9 @@ class Observation:
     # A step with ``crosscheck``: the decision the target declares for the same action (Vault's
     # capabilities-self), ERROR when it could not be asked.
     declared: Outcome | None = None
+    # What the action was aimed at, as the plane names it (a Vault API path): links a decision to the
+    # configuration drift that explains it.
+    target: str | None = None
     outputs: Mapping[str, OutputValue] = field(default_factory=lambda: _EMPTY)
 
     @property

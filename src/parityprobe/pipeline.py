@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from parityprobe.compare.comparator import compare
+from parityprobe.compare.explain import explain
 from parityprobe.config.load import load_environments, load_scenarios
 from parityprobe.config.plan import Plan, build_plan
 from parityprobe.listeners import RunListener
@@ -33,8 +34,9 @@ def plan(
 
 
 def compare_all(results: Iterable[ScenarioRuns]) -> tuple[Comparison, ...]:
-    """Each scenario's runs compared, in the order given."""
-    return tuple(compare(result.spec, result.runs) for result in results)
+    """Each scenario's runs compared, in the order given; then every behavioural finding names the
+    configuration drift (from any scenario) that may explain it."""
+    return explain(tuple(compare(result.spec, result.runs) for result in results))
 
 
 def execute(

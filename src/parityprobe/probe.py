@@ -239,6 +239,15 @@ class Probe(Protocol):
 
 
 @runtime_checkable
+class Targeting(Protocol):
+    """A probe that names what its action is aimed at (a Vault API path), known from its parameters alone,
+    so a refused action has it too. Recorded on the observation; reports use it to name the configuration
+    drift that explains a decision."""
+
+    def target(self, params: Any) -> str | None: ...
+
+
+@runtime_checkable
 class Declaring(Protocol):
     """A probe that can also ask its target what it *declares* for the step's action without performing it
     (Vault: ``sys/capabilities-self`` on the same path), for steps with ``crosscheck: capabilities``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parityprobe.compare import cleanup, declared, grants, outcomes, timing
+from parityprobe.compare import cleanup, declared, drift, grants, outcomes, timing
 from parityprobe.compare.context import StepView
 from parityprobe.model import Comparison, Finding, Run
 from parityprobe.spec import ScenarioSpec
@@ -33,12 +33,15 @@ def step_findings(view: StepView) -> list[Finding]:
     """Every rule, applied to one step."""
     violations = outcomes.expectation_violations(view)
     grant_violations, covered = grants.expectation_violations(view)
+    differences = (
+        drift.config_findings(view) if drift.is_config_snapshot(view) else grants.mismatches(view, covered)
+    )
     return [
         *outcomes.inconclusive(view),
         *violations,
         *outcomes.outcome_mismatch(view, explained=bool(violations)),
         *grant_violations,
-        *grants.mismatches(view, covered),
+        *differences,
         *timing.wait_mismatch(view),
         *declared.disagreements(view),
     ]
