@@ -29,10 +29,31 @@ _DIR_OPTION = click.option(
     show_default=True,
     help="Where the lab keeps its state, credentials and environments file.",
 )
+
+
+class _ProfileType(click.ParamType[Path]):
+    """A shipped profile's name (``default``, ``vault-gaps``) or the path of a profile file; an unknown
+    name is a usage error (exit 2) that lists the shipped profiles."""
+
+    name = "NAME|PATH"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            return value
+        from parityprobe.errors import InputError
+        from parityprobe.lab.profile import profile_path
+
+        try:
+            return profile_path(str(value))
+        except InputError as exc:
+            self.fail("; ".join(p.message for p in exc.problems), param, ctx)
+
+
 _PROFILE_OPTION = click.option(
     "--profile",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="A lab profile (YAML) describing each environment's contents; the built-in one by default.",
+    type=_ProfileType(),
+    help="The lab profile: a shipped one by name (default, vault-gaps) or a profile file (YAML) describing "
+    "each environment's contents; 'default' when not given.",
 )
 
 
@@ -52,7 +73,8 @@ def lab_up(lab_dir: Path, profile: Path | None) -> None:
         state = up(lab_dir, profile)
         _show(LabStatus.of(state))
         click.echo(f"environments file: {state.environments_file}")
-        click.echo(f"try: parityprobe run --environments {state.environments_file} scenarios/")
+        scenarios = " ".join(str(p) for p in profile_scenarios(state.profile))
+        click.echo(f"try: parityprobe run --environments {state.environments_file} {scenarios}")
 
 
 @lab.command("down")
@@ -95,6 +117,24 @@ def builtin_scenarios() -> Path:
     return Path(str(files("parityprobe.scenarios")))
 
 
+def profile_scenarios(profile: Path) -> list[Path]:
+    """The built-in scenario files a lab profile is made for (its ``scenarios`` patterns), sorted.
+
+    InputError when a pattern matches no built-in scenario."""
+    from parityprobe.errors import InputError, Problem
+    from parityprobe.lab.profile import load_profile
+
+    library = builtin_scenarios()
+    found: dict[str, Path] = {}
+    for pattern in load_profile(profile).scenarios:
+        matches = sorted(library.glob(f"{pattern}.yaml"))
+        if not matches:
+            message = f"no built-in scenario matches {pattern!r}"
+            raise InputError([Problem(profile, None, "scenarios", message)])
+        found.update((m.name, m) for m in matches)
+    return [found[name] for name in sorted(found)]
+
+
 @click.command()
 @_DIR_OPTION
 @_PROFILE_OPTION
@@ -106,7 +146,7 @@ def demo(
     profile: Path | None,
     options: RunOptions,
 ) -> None:
-    """Start the lab, run the built-in scenarios in staging and production, report, stop the lab."""
+    """Start the lab, run the built-in scenarios its profile is made for, report, stop the lab."""
     verbose = ctx.obj["verbose"]
     with handle_errors(verbose):
         from parityprobe.lab.lab import running_lab
@@ -118,7 +158,8 @@ def demo(
         setup_logging(redactor, verbose)
         click.echo("starting the lab (OpenBao and moto for staging and production)…", err=True)
         with running_lab(lab_dir, profile) as state:
-            the_plan = plan(state.environments_file, [builtin_scenarios()], redactor, registry)
+            scenarios = profile_scenarios(state.profile)
+            the_plan = plan(state.environments_file, scenarios, redactor, registry)
             click.echo(
                 f"running {len(the_plan.scenarios)} scenarios in "
                 f"{', '.join(e.name for e in the_plan.environments)}…",

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from parityprobe.cli_lab import profile_scenarios
 from tests.fuzz.mutator import Base
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = REPO / "scenarios"
 EXAMPLE_ENVIRONMENTS = REPO / "deploy" / "environments.example.yaml"
 DEFAULT_PROFILE = REPO / "src" / "parityprobe" / "lab" / "default_profile.yaml"
 MANIFEST = "workspace.json"
@@ -80,7 +80,7 @@ def build(root: Path, port: int) -> Workspace:
     scenario_dir = root / "scenarios"
     scenario_dir.mkdir(parents=True)
     scenarios = []
-    for source in sorted(SCENARIOS.glob("*.yaml")):
+    for source in profile_scenarios(DEFAULT_PROFILE):  # the ones made for these environments' vars
         (scenario_dir / source.name).write_bytes(source.read_bytes())
         scenarios.append(str(scenario_dir / source.name))
 

@@ -17,11 +17,14 @@ from pathlib import Path
 import hvac
 import pytest
 
+from parityprobe.cli_lab import profile_scenarios
+from parityprobe.lab.profile import DEFAULT_PROFILE
 from parityprobe.lab.servers import free_port
 from parityprobe.lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = REPO / "scenarios"
+# The default lab's scenarios (the library also holds scenarios for other lab profiles).
+SCENARIOS = profile_scenarios(DEFAULT_PROFILE)
 # OpenBao service tokens and accessors: "s." and 24 characters, or 24 characters alone.
 TOKEN_SHAPE = re.compile(r"\bs\.[A-Za-z0-9]{24}\b")
 
@@ -47,7 +50,7 @@ def cli(*args: str | Path, env: dict[str, str] | None = None) -> Result:
 
 @pytest.fixture(scope="module")
 def json_run(lab: LabState) -> Iterator[tuple[Result, dict[str, object]]]:
-    result = cli("--verbose", "run", "--format", "json", "--environments", lab.environments_file, SCENARIOS)
+    result = cli("--verbose", "run", "--format", "json", "--environments", lab.environments_file, *SCENARIOS)
     yield result, json.loads(result.out)
 
 
@@ -161,7 +164,7 @@ def test_correlation_ids_reach_the_vault_audit_log(
 def test_no_secret_in_json_terminal_or_logs(
     lab: LabState, json_run: tuple[Result, dict[str, object]]
 ) -> None:
-    terminal = cli("--verbose", "run", "--environments", lab.environments_file, SCENARIOS)
+    terminal = cli("--verbose", "run", "--environments", lab.environments_file, *SCENARIOS)
     assert terminal.code == 1 and "PARITY GAPS FOUND" in terminal.out
     outputs = [json_run[0].out, json_run[0].err, terminal.out, terminal.err]
     secrets = lab_secrets(lab)
@@ -237,7 +240,9 @@ def audit_sizes(lab: LabState) -> dict[str, int]:
 @pytest.mark.parametrize("case", sorted(BAD_SCENARIOS))
 def test_bad_scenario_is_refused_before_any_action(lab: LabState, tmp_path: Path, case: str) -> None:
     library = tmp_path / "scenarios"
-    shutil.copytree(SCENARIOS, library)
+    library.mkdir()
+    for scenario in SCENARIOS:
+        shutil.copy(scenario, library)
     text, expected = BAD_SCENARIOS[case]
     (library / "bad.yaml").write_text(text)
     before = audit_sizes(lab)
@@ -252,7 +257,7 @@ def test_missing_secret_variable_is_refused(lab: LabState, tmp_path: Path) -> No
     first = re.search(r"secret_id:\s*\{?\s*file: [^\n}]+\}?", lab.environments_file.read_text())
     assert first is not None
     envs = edited_environments(lab, tmp_path, first.group(0), "secret_id: {env: PP_TEST_UNSET_VARIABLE}")
-    result = cli("run", "--environments", envs, SCENARIOS, env={"PP_TEST_UNSET_VARIABLE": ""})
+    result = cli("run", "--environments", envs, *SCENARIOS, env={"PP_TEST_UNSET_VARIABLE": ""})
     assert result.code == 2
     assert re.search(
         r"environments\.yaml:\d+: environments\.\w+\.vault\.auth\.secret_id: environment variable "
@@ -263,9 +268,9 @@ def test_missing_secret_variable_is_refused(lab: LabState, tmp_path: Path) -> No
 
 def test_usage_errors_exit_2_without_traceback(lab: LabState) -> None:
     for args in (
-        ["run", SCENARIOS],
-        ["run", "--format", "xml", "-e", lab.environments_file, SCENARIOS],
-        ["run", "-e", lab.environments_file, "--env", "qa", SCENARIOS],
+        ["run", *SCENARIOS],
+        ["run", "--format", "xml", "-e", lab.environments_file, *SCENARIOS],
+        ["run", "-e", lab.environments_file, "--env", "qa", *SCENARIOS],
     ):
         result = cli(*args)
         assert result.code == 2 and "Traceback" not in result.err, result.err
@@ -273,7 +278,7 @@ def test_usage_errors_exit_2_without_traceback(lab: LabState) -> None:
 
 def test_dry_run_prints_the_plan_and_touches_nothing(lab: LabState) -> None:
     before = audit_sizes(lab)
-    result = cli("run", "--dry-run", "--environments", lab.environments_file, SCENARIOS)
+    result = cli("run", "--dry-run", "--environments", lab.environments_file, *SCENARIOS)
     assert result.code == 0, result.err
     assert "step read-other-team: vault.kv_read [read, expect denied]" in result.out
     assert "dry run: nothing was executed" in result.out

@@ -16,8 +16,24 @@ from parityprobe.registry import ProbeRegistry
 REPO = Path(__file__).resolve().parents[2]
 BUILT_IN = {
     "vault.approle_login",
+    "vault.jwt_login",
+    "vault.kubernetes_login",
+    "vault.break_glass_login",
     "vault.token_lookup",
+    "vault.token_renew",
+    "vault.token_revoke",
     "vault.kv_read",
+    "vault.kv_write",
+    "vault.kv_list",
+    "vault.kv_delete",
+    "vault.kv_undelete",
+    "vault.request",
+    "vault.approle_secret_id",
+    "vault.approle_secret_id_destroy",
+    "vault.database_creds",
+    "vault.lease_revoke",
+    "vault.config",
+    "postgres.connect",
     "aws.caller_identity",
     "aws.assume_role",
     "aws.secret_read",
@@ -45,7 +61,19 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
     parsed, locator = parse_environments(REPO / "deploy" / "environments.example.yaml")
     envs = LoadedEnvironments(locator.file, locator, list(parsed.environments.values()))
     plan = build_plan(envs, load_scenarios([REPO / "scenarios"]), ProbeRegistry())
-    assert {s.id for s in plan.scenarios} == {"token-fetch", "forbidden-calls", "break-glass", "vault-writes"}
+    assert {s.id for s in plan.scenarios} == {
+        "token-fetch",
+        "forbidden-calls",
+        "break-glass",
+        "vault-writes",
+        "vault-reads",
+        "vault-deletes",
+        "vault-sys",
+        "vault-tokens",
+        "vault-jwt",
+        "vault-rotation",
+        "vault-config",
+    }
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 
 

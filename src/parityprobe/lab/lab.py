@@ -7,9 +7,11 @@ give the lab a directory of its own::
 
     environments.yaml        connections, vars, tier, safety; secrets only as {file: ...} references
     lab-state.json           per environment: server kinds, pids, ports, logs (no secrets); see :mod:`.state`
-    <env>/secrets/           0600 files: the workload's credentials, which environments.yaml refers to, and
-                             the root token and lab admin key, which nothing reads back (they are there
-                             for poking at the lab by hand); removed by ``down``
+    <env>/secrets/           0600 files: the workload's credentials, which environments.yaml refers to
+                             (the auditor token ``vault.config`` reads with among them), the workload's
+                             signed JWTs (``jwt-token-<var>``; their absolute paths are the environment's
+                             vars of those names), and the root token and lab admin key, which nothing
+                             reads back (they are there for poking at the lab by hand); removed by ``down``
     <env>/vault-audit.log    OpenBao's file audit device (X-Correlation-ID audited un-HMAC'd)
     <env>/openbao/, <env>/moto/   server logs, kept after ``down``
 """
@@ -30,9 +32,11 @@ import yaml
 
 from parityprobe.config.environments import SectionRegistry, environments_model
 from parityprobe.errors import LabError
+from parityprobe.lab.jwt_keys import SigningKey, generate_key, write_token_file
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
+from parityprobe.lab.profile import profile_path as find_profile
 from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
-from parityprobe.lab.seed_vault import VaultSeed, seed_vault
+from parityprobe.lab.seed_vault import JwtTrust, VaultSeed, seed_vault
 from parityprobe.lab.servers import open_private, start_moto, start_openbao, stop_pid
 from parityprobe.lab.state import (
     LabState,
@@ -49,18 +53,20 @@ __all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too:
 
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
-    | {"aws-admin-access-key-id", "aws-admin-secret-access-key"}
+    | {"aws-admin-access-key-id", "aws-admin-secret-access-key", "vault-config-token"}
 )
+_JWT_TOKEN_PREFIX = "jwt-token-"  # then the var's name: one file per entry of the profile's jwt_tokens
 
 
-def up(directory: Path, profile: Path | None = None) -> LabState:
-    """Start, seed and describe a lab in ``directory`` (the default profile unless ``profile`` is given).
+def up(directory: Path, profile: str | Path | None = None) -> LabState:
+    """Start, seed and describe a lab in ``directory`` from ``profile``: a shipped profile's name
+    (``default``, ``vault-gaps``), a profile file, or the default profile when not given.
 
-    InputError for a bad profile, before anything starts. LabError when a lab is already running there,
-    or when anything fails, after every server started so far has been stopped again.
+    InputError for an unknown profile name or a bad profile, before anything starts. LabError when a lab is
+    already running there, or when anything fails, after every server started so far has been stopped again.
     """
     directory = directory.resolve()
-    profile_path = (profile or DEFAULT_PROFILE).resolve()
+    profile_path = (DEFAULT_PROFILE if profile is None else find_profile(profile)).resolve()
     environments = load_profile(profile_path).environments
     directory.mkdir(parents=True, exist_ok=True)
     with lab_lock(directory):
@@ -111,7 +117,7 @@ def status(directory: Path) -> LabStatus | None:
 
 
 @contextmanager
-def running_lab(directory: Path, profile: Path | None = None) -> Iterator[LabState]:
+def running_lab(directory: Path, profile: str | Path | None = None) -> Iterator[LabState]:
     """A lab that is up inside the block and down after it, also on exceptions, Ctrl-C and SIGTERM."""
     with _sigterm_as_exit():
         state = up(directory, profile)
@@ -129,6 +135,9 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         (directory / name / "vault-audit.log").unlink(missing_ok=True)
         _write_secret(directory, name, "root-token", tokens[name])
 
+    # One signing key per environment, held in memory only: each environment's OpenBao trusts its own.
+    trust = {name: JwtTrust(generate_key(name), f"https://lab.{name}.example") for name in environments}
+
     def vault(name: str) -> VaultSeed:
         audit_log = directory / name / "vault-audit.log"
         server = start_openbao(
@@ -137,7 +146,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
             audit_log=audit_log,
             on_spawn=lambda spawned: recorder.add(name, spawned, audit_log),
         )
-        return seed_vault(server.url, tokens[name], environments[name].vault)
+        return seed_vault(server.url, tokens[name], environments[name].vault, trust[name])
 
     def aws(name: str) -> AwsSeed:
         server = start_moto(
@@ -158,7 +167,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         with _signals_held():
             pool.shutdown(wait=True, cancel_futures=True)
     document = {
-        name: _environment_entry(recorder.state, name, env, vault_seeds[name], aws_seeds[name])
+        name: _environment_entry(recorder.state, name, env, vault_seeds[name], aws_seeds[name], trust[name])
         for name, env in environments.items()
     }
     # Never write a file parityprobe refuses.
@@ -172,7 +181,7 @@ _SECTIONS = ("vault", "aws")  # what the lab's environments have
 
 
 def _environment_entry(
-    state: LabState, name: str, env: EnvironmentProfile, vault: VaultSeed, aws: AwsSeed
+    state: LabState, name: str, env: EnvironmentProfile, vault: VaultSeed, aws: AwsSeed, trust: JwtTrust
 ) -> dict[str, Any]:
     """One environment of the environments file; writes the secret files it refers to."""
 
@@ -181,6 +190,7 @@ def _environment_entry(
 
     ref("aws-admin-access-key-id", aws.admin.access_key_id)
     ref("aws-admin-secret-access-key", aws.admin.secret_access_key)
+    token_files = _write_jwt_tokens(state.directory, name, env, trust)
     return {
         "tier": env.tier.value,
         "vault": {
@@ -190,6 +200,7 @@ def _environment_entry(
                 "role_id": ref("vault-role-id", vault.role_id),
                 "secret_id": ref("vault-secret-id", vault.secret_id),
             },
+            "config_token": ref("vault-config-token", vault.config_token),
         },
         "aws": {
             "region": REGION,
@@ -200,9 +211,29 @@ def _environment_entry(
                 "secret_access_key": ref("aws-secret-access-key", aws.workload.secret_access_key),
             },
         },
-        "vars": dict(env.vars),
-        "safety": {"allow_effects": ["read"]},
+        "vars": {**env.vars, **token_files},
+        "safety": env.safety.model_dump(mode="json"),
     }
+
+
+def _write_jwt_tokens(directory: Path, name: str, env: EnvironmentProfile, trust: JwtTrust) -> dict[str, str]:
+    """The profile's token files for ``name``, signed with its key; var name -> the file's absolute path
+    (probes read a token file relative to their working directory, so a relative one would not do)."""
+    key: SigningKey = trust.key
+    paths = {}
+    for var, token in env.vault.jwt_tokens.items():
+        path = directory / name / "secrets" / f"{_JWT_TOKEN_PREFIX}{var}"
+        write_token_file(
+            path,
+            key,
+            issuer=trust.issuer,
+            subject=token.subject,
+            audience=token.audience,
+            ttl_seconds=token.ttl,
+            extra_claims=token.claims,
+        )
+        paths[var] = str(path)
+    return paths
 
 
 def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
@@ -213,6 +244,8 @@ def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
         folder = state.directory / name / "secrets"
         for label in _SECRET_FILES:
             (folder / label).unlink(missing_ok=True)
+        for token_file in folder.glob(f"{_JWT_TOKEN_PREFIX}*"):
+            token_file.unlink(missing_ok=True)
         with suppress(OSError):
             folder.rmdir()
 

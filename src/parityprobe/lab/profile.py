@@ -2,9 +2,13 @@
 
 A profile is data (YAML), not code. It names every policy, role, user, bucket and secret, and which
 identity is "the workload"; it never holds a secret value: the lab generates KV values, Secrets Manager
-values, object bodies, access keys and tokens when it seeds. Strings may use ``${account_id}`` and
-``${vars.NAME}`` (``vars`` values themselves only ``${account_id}``); :func:`load_profile` substitutes
+values, object bodies, access keys, signing keys and tokens when it seeds. Strings may use ``${account_id}``
+and ``${vars.NAME}`` (``vars`` values themselves only ``${account_id}``); :func:`load_profile` substitutes
 them, so the rest of the lab sees plain values.
+
+Profiles ship with the package and are named (:data:`PROFILES`): ``default``, the short demo, and
+``vault-gaps``, one planted gap of each kind the Vault plane finds. :func:`profile_path` turns a name, or the
+path of a profile of one's own, into the file to load.
 """
 
 from __future__ import annotations
@@ -24,18 +28,25 @@ from pydantic import (
 )
 
 from parityprobe.config.durations import Duration
-from parityprobe.config.environments import VarValue
+from parityprobe.config.environments import Safety, VarValue
 from parityprobe.config.load import load_model
 from parityprobe.config.yamlsource import Locator, PathPart, validation_problems
 from parityprobe.errors import InputError, Problem
 from parityprobe.model import Tier
 
 DEFAULT_PROFILE = Path(__file__).with_name("default_profile.yaml")
+VAULT_GAPS_PROFILE = Path(__file__).with_name("vault_gaps_profile.yaml")
+# The profiles shipped with the package, by the name `parityprobe lab up --profile NAME` takes.
+PROFILES = {"default": DEFAULT_PROFILE, "vault-gaps": VAULT_GAPS_PROFILE}
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
 Name = Annotated[str, StringConstraints(min_length=1)]
+# A var's name, as scenarios write it in ``${{ vars.NAME }}``.
+VarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+# An auth method's path (one segment: the lab mounts methods at the top level).
+MountName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
 # Environment names become directory names in the lab.
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
 # VarValue turns an unquoted account id, which YAML reads as a number, back into text.
@@ -78,18 +89,74 @@ class PolicyDocument(_Input):
         return json.dumps(self.model_dump(exclude_none=True))
 
 
-class ApproleRole(_Input):
-    """An AppRole role; TTLs are durations (``1h``, ``24h``, or seconds)."""
+class TokenSettings(_Input):
+    """The token settings every Vault auth role has; TTLs are durations (``1h``, ``24h``, or seconds).
+
+    Optional settings left out keep the server's default, so they are not written at all.
+    """
 
     token_policies: list[Name] = Field(min_length=1)
     token_ttl: Duration
     token_max_ttl: Duration
+    token_explicit_max_ttl: Duration | None = None
+    token_period: Duration | None = None
+    token_num_uses: int | None = Field(default=None, ge=0)
+    token_no_default_policy: bool | None = None
+    token_type: Literal["default", "service", "batch"] | None = None
 
     @model_validator(mode="after")
-    def _ttl_within_max(self) -> ApproleRole:
+    def _ttl_within_max(self) -> TokenSettings:
         if self.token_max_ttl and self.token_ttl > self.token_max_ttl:
             raise ValueError("token_ttl is longer than token_max_ttl")
         return self
+
+    def token_fields(self) -> dict[str, object]:
+        """The settings as Vault's role endpoints take them (durations as ``<n>s``), unset ones left out."""
+        fields: dict[str, object] = {}
+        for name in TokenSettings.model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            is_duration = name in _DURATION_FIELDS
+            fields[name] = f"{value}s" if is_duration else value
+        return fields
+
+
+_DURATION_FIELDS = frozenset({"token_ttl", "token_max_ttl", "token_explicit_max_ttl", "token_period"})
+
+
+class ApproleRole(TokenSettings):
+    """An AppRole role: its token settings, and those of the secret ids it issues."""
+
+    secret_id_ttl: Duration | None = None
+    secret_id_num_uses: int | None = Field(default=None, ge=0)
+
+
+class JwtRole(TokenSettings):
+    """A role of a ``jwt`` auth method: which tokens it accepts (audiences, bound claims) and what it grants.
+
+    ``bound_claims`` left empty accepts any value of every claim: exactly the gap a profile may plant."""
+
+    bound_audiences: list[Name] = Field(min_length=1)
+    bound_claims: dict[Name, StrOrList] = Field(default_factory=dict)
+    claim_mappings: dict[Name, Name] = Field(default_factory=dict)
+    user_claim: Name = "sub"
+
+
+class JwtMount(_Input):
+    """A ``jwt`` auth method trusting the environment's own signing key (its issuer is the lab's)."""
+
+    roles: dict[Name, JwtRole] = Field(min_length=1)
+
+
+class JwtTokenFile(_Input):
+    """A signed token the lab writes for the workload (0600, in the environment's secrets folder); the
+    absolute path of the file becomes the environment's var of the same name as the entry."""
+
+    subject: Name
+    audience: Name | list[Name]
+    claims: dict[Name, str] = Field(default_factory=dict)
+    ttl: Duration = 86400
 
 
 class VaultProfile(_Input):
@@ -99,15 +166,33 @@ class VaultProfile(_Input):
     policies: dict[Name, str] = Field(default_factory=dict)
     approle_roles: dict[Name, ApproleRole] = Field(min_length=1)
     kv: dict[Name, list[Name]] = Field(default_factory=dict)
+    jwt_mounts: dict[MountName, JwtMount] = Field(
+        default_factory=dict,
+        description="jwt auth methods by path (a jwt method at 'kubernetes' stands in "
+        "for Kubernetes auth: no cluster runs in the lab)",
+    )
+    jwt_tokens: dict[VarName, JwtTokenFile] = Field(
+        default_factory=dict, description="token files to write, by the var that gets each file's path"
+    )
 
     @model_validator(mode="after")
     def _references(self) -> VaultProfile:
         if self.workload_role not in self.approle_roles:
             raise ValueError(f"workload_role {self.workload_role!r} is not one of approle_roles")
-        for name, role in self.approle_roles.items():
+        roles: list[tuple[str, TokenSettings]] = [
+            *((f"approle role {name!r}", role) for name, role in self.approle_roles.items()),
+            *(
+                (f"{mount} role {name!r}", role)
+                for mount, method in self.jwt_mounts.items()
+                for name, role in method.roles.items()
+            ),
+        ]
+        for label, role in roles:
             unknown = [p for p in role.token_policies if p not in self.policies and p != "default"]
             if unknown:
-                raise ValueError(f"approle role {name!r} names unknown policies: {', '.join(unknown)}")
+                raise ValueError(f"{label} names unknown policies: {', '.join(unknown)}")
+        if self.jwt_tokens and not self.jwt_mounts:
+            raise ValueError("jwt_tokens need a jwt mount to log in to (jwt_mounts is empty)")
         return self
 
 
@@ -149,20 +234,55 @@ class AwsProfile(_Input):
 
 
 class EnvironmentProfile(_Input):
-    """One lab environment: its AWS account, tier, ``vars`` and what to seed."""
+    """One lab environment: its AWS account, tier, ``vars``, safety and what to seed.
+
+    ``safety`` goes into the environments file as it is: read only unless the profile says otherwise (a
+    throw-away lab may allow ``write``, so that rotation scenarios run there)."""
 
     account_id: AccountId
     tier: Tier
     vars: dict[Name, VarValue] = Field(default_factory=dict)
+    safety: Safety = Field(default_factory=Safety)
     vault: VaultProfile
     aws: AwsProfile
 
+    @model_validator(mode="after")
+    def _token_vars_free(self) -> EnvironmentProfile:
+        clashing = sorted(set(self.vault.jwt_tokens) & set(self.vars))
+        if clashing:
+            raise ValueError(
+                f"vars {', '.join(clashing)} are set by vault.jwt_tokens (the token files' paths)"
+            )
+        return self
+
 
 class LabProfile(_Input):
-    """The whole profile. ``shared`` holds YAML anchors for the environments to reuse; the lab ignores it."""
+    """The whole profile. ``shared`` holds YAML anchors for the environments to reuse; the lab ignores it.
+
+    ``scenarios``: the built-in scenarios (file names without ``.yaml``; shell patterns allowed) that the
+    profile's lab is made for, every one by default; ``parityprobe demo`` runs them, ``lab up`` suggests
+    them."""
 
     shared: dict[str, Any] = Field(default_factory=dict)
+    scenarios: list[Name] = Field(default_factory=lambda: ["*"], min_length=1)
     environments: dict[EnvName, EnvironmentProfile] = Field(min_length=1)
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """The profile file for a shipped profile's name (:data:`PROFILES`) or a path to one's own.
+
+    InputError naming the shipped profiles when ``name_or_path`` is neither.
+    """
+    text = str(name_or_path)
+    if text in PROFILES:
+        return PROFILES[text]
+    path = Path(text)
+    if path.is_file():
+        return path
+    names = ", ".join(PROFILES)
+    what = "no profile file" if ("/" in text or text.endswith((".yaml", ".yml"))) else "unknown profile"
+    message = f"{what} {text!r}: give a shipped profile ({names}) or a profile file"
+    raise InputError([Problem(None, None, "--profile", message)])
 
 
 def load_profile(path: Path) -> LabProfile:
