@@ -89,6 +89,7 @@ def direct(env: Environment) -> None:
             sts.get_caller_identity()
         else:
             secrets.get_secret_value(SecretId=f"{team}/api-key", VersionStage="AWSCURRENT")
+    vault.auth.token.revoke_self()  # parityprobe revokes the login's token after the scenario (its undo)
 
 
 def main() -> int:
