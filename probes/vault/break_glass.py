@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import hvac.exceptions as hv
 
-from parityprobe.model import Effect, Grant, Outcome, OutputValue
+from parityprobe.model import Effect, Outcome, OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
@@ -41,9 +41,9 @@ from .client import (
     read_secret_file,
     required,
     step_client,
-    string_set,
 )
 from .errors import VaultSetupError
+from .login_grant import login_grant
 from .secret_id import DESTROY, MountPath
 
 NOT_A_SECRET_ID = "wrapping token does not hold a secret id of this mount"
@@ -125,12 +125,8 @@ class BreakGlassLogin(VaultProbe):
         ctx.redactor.register(token)
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
         ctx.redactor.register(accessor)
-        grant = Grant(
-            ttl_seconds=int(auth.get("lease_duration") or 0),
-            policies=string_set(auth.get("policies")),
-            renewable=bool(auth.get("renewable")),
-            identity=approle_identity(mapping(auth.get("metadata")), fallback=f"approle/{role}"),
-        )
+        identity = approle_identity(mapping(auth.get("metadata")), fallback=f"approle/{role}") or role
+        grant = login_grant(ctx, auth, token, params.mount, identity)
         outputs: dict[str, OutputValue] = {"token": token, "accessor": accessor}
         return ProbeResult(grant=grant, outputs=MappingProxyType(outputs))
 

@@ -27,19 +27,15 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-import hvac.exceptions as hv
 from pydantic import Field, model_validator
 
-from parityprobe.model import Grant, OutputValue
+from parityprobe.model import OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
-from .client import LoginUndo, VaultProbe, mapping, read_secret_file, required, step_client, string_set
+from .client import LoginUndo, VaultProbe, mapping, read_secret_file, required, step_client
+from .login_grant import login_grant
 from .settings import MountPath, VaultJwt, VaultKubernetes
-
-# Metadata that names one instance of the workload (a service account's uid, its token secret): it differs
-# between any two clusters by construction, so as a compared grant attribute it would only ever be noise.
-_PER_INSTANCE_METADATA = frozenset({"service_account_uid", "service_account_secret_name"})
 
 
 class WorkloadLoginParams(ProbeParams):
@@ -94,36 +90,12 @@ class _WorkloadLogin(VaultProbe):
             token = Secret(str(required(auth, "client_token")), "vault token")
             undo.created(token, auth.get("token_type"))
         ctx.redactor.register(token)
-        with step_client(ctx, token) as client:
-            looked_up = _lookup_self(client)
+        named_role = mapping(auth.get("metadata")).get("role")
+        role = named_role if isinstance(named_role, str) and named_role else params.role
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
         outputs: dict[str, OutputValue] = {"token": token, "accessor": accessor}
-        return ProbeResult(
-            grant=self._grant(auth, looked_up, params.role, mount), outputs=MappingProxyType(outputs)
-        )
-
-    def _grant(self, auth: dict[str, Any], looked_up: dict[str, Any], role: str, mount: str) -> Grant:
-        metadata = mapping(auth.get("metadata"))
-        attributes = {
-            key: value
-            for key, value in metadata.items()
-            if isinstance(value, str) and value and key not in _PER_INSTANCE_METADATA
-        }
-        display_name = _display_name(looked_up.get("display_name"), mount)
-        if display_name:
-            attributes["display_name"] = display_name
-        explicit_max_ttl = looked_up.get("explicit_max_ttl")
-        named_role = metadata.get("role")
-        return Grant(
-            ttl_seconds=int(auth.get("lease_duration") or 0),
-            max_ttl_seconds=explicit_max_ttl if _positive_int(explicit_max_ttl) else None,
-            policies=string_set(auth.get("policies"))
-            | string_set(auth.get("token_policies"))
-            | string_set(auth.get("identity_policies")),
-            renewable=bool(auth.get("renewable")),
-            identity=f"{self.method}/{named_role if isinstance(named_role, str) and named_role else role}",
-            attributes=MappingProxyType(attributes),
-        )
+        grant = login_grant(ctx, auth, token, mount, f"{self.method}/{role}")
+        return ProbeResult(grant=grant, outputs=MappingProxyType(outputs))
 
 
 class JwtLogin(_WorkloadLogin):
@@ -170,29 +142,3 @@ def workload_token(ctx: ProbeContext, auth: VaultJwt | VaultKubernetes) -> Secre
     token = Secret(str(required(reply, "auth", "client_token")), "vault token")
     ctx.redactor.register(token)
     return token
-
-
-def _lookup_self(client: Any) -> dict[str, Any]:
-    """The new token's ``lookup-self`` data; empty when its policies lack ``lookup-self`` (no default policy).
-
-    The login happened either way, so that refusal must not turn the step into a denial. Other failures
-    propagate: they are errors (the token's undo is already recorded).
-    """
-    try:
-        reply = client.auth.token.lookup_self()
-    except hv.Forbidden:
-        return {}
-    return mapping(required(reply, "data"))
-
-
-def _display_name(value: Any, mount: str) -> str | None:
-    # Vault prefixes the method's display name with the mount path ('/' as '-'), which differs between
-    # environments that mount the method at different paths; what follows is the method's own.
-    if not isinstance(value, str) or not value:
-        return None
-    prefix = mount.replace("/", "-") + "-"
-    return value.removeprefix(prefix) or None
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import ClassVar
 
-from parityprobe.model import Grant, OutputValue
+from parityprobe.model import OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
@@ -15,10 +15,10 @@ from .client import (
     approle_identity,
     required,
     step_client,
-    string_set,
     vault_settings,
 )
 from .errors import VaultSetupError
+from .login_grant import login_grant
 from .settings import VaultApprole
 
 
@@ -37,8 +37,9 @@ class ApproleLogin(VaultProbe):
     ``${{ steps.<id>.outputs.token }}`` as their ``token``. It is revoked after the scenario (an undo
     recorded before the login), so runs leave no live tokens behind.
 
-    Grant: ``ttl_seconds`` (the token's lease duration), ``policies`` (all of the token's policies),
-    ``renewable``, ``identity`` (``approle/<role_name>``).
+    Grant (as every login's, :mod:`.login_grant`): ``ttl_seconds``, ``max_ttl_seconds`` (explicit),
+    ``policies`` (token and identity policies), ``renewable``, ``identity`` (``approle/<role_name>``),
+    attributes from the token's metadata (``role_name``) and ``display_name``.
     Outputs: ``token`` and ``accessor``, both secrets.
     """
 
@@ -59,12 +60,8 @@ class ApproleLogin(VaultProbe):
             token = Secret(str(required(auth, "client_token")), "vault token")
             undo.created(token, auth.get("token_type"))
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
-        grant = Grant(
-            ttl_seconds=int(auth.get("lease_duration") or 0),
-            policies=string_set(auth.get("policies")),
-            renewable=bool(auth.get("renewable")),
-            identity=approle_identity(auth.get("metadata"), fallback="approle"),
-        )
+        identity = approle_identity(auth.get("metadata"), fallback="approle") or "approle"
+        grant = login_grant(ctx, auth, token, mount, identity)
         outputs: dict[str, OutputValue] = {"token": token, "accessor": accessor}
         return ProbeResult(grant=grant, outputs=MappingProxyType(outputs))
 

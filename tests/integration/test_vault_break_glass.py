@@ -156,6 +156,7 @@ def test_the_drill_logs_in_with_the_break_glass_policies_and_leaves_nothing(glas
         policies=frozenset({glass.policy, "default"}),
         renewable=True,
         identity=f"approle/{glass.role}",
+        attributes={"role_name": glass.role},
     )
     token, accessor = result.outputs["token"], result.outputs["accessor"]
     assert isinstance(token, Secret) and isinstance(accessor, Secret)

@@ -129,6 +129,7 @@ def test_login_is_allowed_with_the_roles_grant(lab: Lab) -> None:
         policies=frozenset({lab.policy, "default"}),
         identity=f"approle/{lab.role}",
         renewable=True,
+        attributes={"role_name": lab.role},  # the token's metadata; the display name is the mount's alone
     )
     assert ctx.timer.used
     token, accessor = result.outputs["token"], result.outputs["accessor"]
