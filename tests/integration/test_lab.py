@@ -13,8 +13,10 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import boto3
 import botocore.exceptions
 import hvac
 import hvac.exceptions
+import psycopg
 import pytest
 import requests
 import yaml
@@ -29,14 +32,20 @@ import yaml
 from parityprobe.config.environments import Environment
 from parityprobe.errors import InputError, LabError
 from parityprobe.lab.lab import down, status, up
+from parityprobe.lab.postgres import ADMIN_USER
 from parityprobe.lab.profile import DEFAULT_PROFILE, load_profile
 from parityprobe.lab.servers import ServerProcess, pid_alive, start_moto
-from parityprobe.lab.state import LabState, read_state
+from parityprobe.lab.state import LabState, ServerRecord, read_state
+from parityprobe.model import Outcome, Report
+from parityprobe.pipeline import execute, plan
+from parityprobe.redact import Redactor
+from parityprobe.registry import ProbeRegistry
 from tests.probe_support import environments_file
 
 pytestmark = pytest.mark.lab
 
 ENVIRONMENTS = ("staging", "production")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -374,6 +383,155 @@ def test_a_server_log_is_private_and_on_spawn_comes_before_ready(tmp_path: Path)
         assert stat.S_IMODE(log.stat().st_mode) == 0o600 and "older" not in log.read_text()
     finally:
         server.stop()
+
+
+# --- PostgreSQL for the database secrets engine --------------------------------------------------------
+
+# Issues credentials and proves them, and never revokes them: only the run's undo does.
+_CREDS_ONLY = """\
+id: creds-only
+steps:
+  - id: creds
+    probe: vault.database_creds
+    with: {role: "${{ vars.workload }}"}
+    expect: {outcome: allowed}
+  - id: connect
+    probe: postgres.connect
+    with: {user: "${{ steps.creds.outputs.username }}", password: "${{ steps.creds.outputs.password }}"}
+    expect: {outcome: allowed}
+"""
+
+
+def _database_profile(path: Path, mount: str = "database") -> Path:
+    """The one-environment profile with Vault's database secrets engine at ``mount``, a role for the
+    workload with the plugin's own revocation, a policy letting the workload take and revoke its
+    credentials, and write effects allowed."""
+    _solo_profile(path)
+    data = yaml.safe_load(path.read_text())
+    solo = data["environments"]["solo"]
+    solo["vault"]["policies"]["payments-app"] += (
+        f'path "{mount}/creds/payments-app" {{ capabilities = ["read"] }}\n'
+        'path "sys/leases/revoke" { capabilities = ["update"] }\n'
+    )
+    solo["vault"]["database"] = {
+        "mount": mount,
+        "roles": {"payments-app": {"default_ttl": "1h", "max_ttl": "2h"}},
+    }
+    solo["safety"] = {"allow_effects": ["read", "write"]}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary directory of this test's own for PostgreSQL's data (the ``postgres`` user may enter it),
+    so that what is left in it afterwards is this test's doing."""
+    folder = Path(tempfile.mkdtemp(prefix="parityprobe-lab-test-"))
+    folder.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    for child in folder.iterdir():
+        subprocess.run(["rm", "-rf", str(child)], check=False)
+    folder.rmdir()
+
+
+def _roles_made_by_vault(lab: LabState, server: ServerRecord) -> list[str]:
+    """The cluster's roles other than its admin and PostgreSQL's own (``pg_*``), as the admin role sees
+    them, with the password the lab wrote."""
+    password = (lab.directory / server.environment / "secrets" / "postgres-admin-password").read_text()
+    with psycopg.connect(
+        host="127.0.0.1", port=server.port, dbname="postgres", user=ADMIN_USER, password=password
+    ) as conn:
+        sql = "SELECT rolname FROM pg_roles WHERE NOT starts_with(rolname, 'pg_') AND rolname <> %s"
+        return sorted(str(row[0]) for row in conn.execute(sql, (ADMIN_USER,)).fetchall())
+
+
+def _leases(lab: LabState, environment: str, prefix: str) -> list[str]:
+    """The leases under ``prefix`` on the environment's OpenBao, as its root token sees them."""
+    root = (lab.directory / environment / "secrets" / "root-token").read_text()
+    client = hvac.Client(url=lab.server(environment, "openbao").url, token=root)
+    try:
+        return list(client.sys.list_leases(prefix=prefix)["data"]["keys"])
+    except hvac.exceptions.InvalidPath:  # 404: no lease under the prefix
+        return []
+    finally:
+        client.adapter.close()
+
+
+def _run(lab: LabState, *scenarios: Path) -> Report:
+    redactor, registry = Redactor(), ProbeRegistry()
+    return execute(plan(lab.environments_file, list(scenarios), redactor, registry), redactor, registry)
+
+
+def test_a_database_lab_runs_postgres_and_the_undos_leave_nothing(tmp_path: Path, private_tmp: Path) -> None:
+    directory = tmp_path / "lab"
+    lab = up(directory, _database_profile(tmp_path / "database.yaml"))
+    try:
+        postgres = lab.server("solo", "postgres")
+        current = status(directory)
+        assert current is not None and current.running
+        assert ("solo", "postgres", f"postgresql://127.0.0.1:{postgres.port}") in {
+            (s.environment, s.kind, s.url) for s in current.servers
+        }
+        assert postgres.data_dir is not None and postgres.data_dir.parent == private_tmp
+        section = yaml.safe_load(lab.environments_file.read_text())["environments"]["solo"]["postgres"]
+        assert section == {
+            "host": "127.0.0.1",
+            "port": postgres.port,
+            "dbname": "postgres",
+            "sslmode": "disable",
+        }
+        password_file = directory / "solo" / "secrets" / "postgres-admin-password"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert password_file.read_text() not in lab.environments_file.read_text()
+        assert password_file.read_text() not in (directory / "lab-state.json").read_text()
+
+        creds_only = tmp_path / "creds-only.yaml"
+        creds_only.write_text(_CREDS_ONLY)
+        report = _run(lab, REPO / "scenarios" / "vault-database.yaml", creds_only)
+        observed = {
+            (c.spec.id, o.step): o for c in report.comparisons for run in c.runs for o in run.observations
+        }
+        assert {key: o.outcome for key, o in observed.items()} == {
+            ("vault-database", "creds"): Outcome.ALLOWED,
+            ("vault-database", "connect"): Outcome.ALLOWED,
+            ("vault-database", "revoke"): Outcome.ALLOWED,
+            ("vault-database", "connect-after-revoke"): Outcome.DENIED,
+            ("creds-only", "creds"): Outcome.ALLOWED,
+            ("creds-only", "connect"): Outcome.ALLOWED,
+        }
+        undos = {c.spec.id: [o.outcome for run in c.runs for o in run.cleanup] for c in report.comparisons}
+        # vault-database revoked its lease itself; creds-only's lease is revoked by the undo alone.
+        assert undos == {"vault-database": [Outcome.NOT_FOUND], "creds-only": [Outcome.ALLOWED]}
+        # Both credentials did log in, as PostgreSQL's connection log shows; nothing of them is left.
+        users = {observed[(s, "creds")].outputs["username"] for s in ("vault-database", "creds-only")}
+        log = postgres.log_path.read_text()
+        assert all(f"user={user} " in log for user in users) and len(users) == 2
+        assert not _leases(lab, "solo", "database/creds/payments-app/")
+        assert _roles_made_by_vault(lab, postgres) == []
+    finally:
+        stopped = down(directory)
+    assert ("solo", "postgres") in {(s.environment, s.kind) for s in lab.servers}
+    assert len(stopped) == 3
+    assert not [s for s in lab.servers if pid_alive(s.pid)]
+    assert all(_port_closed(s.port) for s in lab.servers)
+    assert not _server_processes(directory)
+    assert list(private_tmp.iterdir()) == []  # the data directory is gone
+    assert not (directory / "solo" / "secrets").exists()
+    assert (directory / "solo" / "postgres" / "postgres.log").exists()  # the log is kept
+
+
+def test_a_database_that_fails_to_seed_leaves_nothing_running(tmp_path: Path, private_tmp: Path) -> None:
+    # The KV engine already has secret/: mounting the database engine there is refused.
+    profile = _database_profile(tmp_path / "clash.yaml", mount="secret")
+    directory = tmp_path / "lab"
+    with pytest.raises(LabError, match="seeding the database secrets engine"):
+        up(directory, profile)
+    assert (directory / "solo" / "postgres" / "postgres.log").exists()  # PostgreSQL did start
+    assert not _server_processes(directory)
+    assert status(directory) is None
+    assert list(private_tmp.iterdir()) == []
+    assert not (directory / "solo" / "secrets").exists()
 
 
 # --- bad profiles ----------------------------------------------------------------------------------------

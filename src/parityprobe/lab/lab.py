@@ -2,22 +2,27 @@
 
 Per environment of the profile: one OpenBao dev server and one moto server (its own AWS account) on free
 loopback ports, and an entry in ``<directory>/environments.yaml``, which parityprobe uses exactly as one
-written for real infrastructure. The CLI's default directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`;
-give the lab a directory of its own::
+written for real infrastructure. An environment whose profile has Vault's database secrets engine also gets
+a PostgreSQL of its own (see :mod:`.postgres`), which the engine issues credentials for, and a ``postgres``
+section in its entry. The CLI's default directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`; give the
+lab a directory of its own::
 
     environments.yaml        connections, vars, tier, safety; secrets only as {file: ...} references
     lab-state.json           per environment: server kinds, pids, ports, logs (no secrets); see :mod:`.state`
     <env>/secrets/           0600 files: the workload's credentials, which environments.yaml refers to
                              (the auditor token ``vault.config`` reads with among them), the workload's
                              signed JWTs (``jwt-token-<var>``; their absolute paths are the environment's
-                             vars of those names), and the root token and lab admin key, which nothing
-                             reads back (they are there for poking at the lab by hand); removed by ``down``
+                             vars of those names), and the root token, lab admin key and PostgreSQL admin
+                             password, which nothing reads back (they are there for poking at the lab by
+                             hand); removed by ``down``
     <env>/vault-audit.log    OpenBao's file audit device (X-Correlation-ID audited un-HMAC'd)
-    <env>/openbao/, <env>/moto/   server logs, kept after ``down``
+    <env>/openbao/, <env>/moto/, <env>/postgres/   server logs, kept after ``down`` (PostgreSQL's data
+                             directory is under the system's temporary directory; ``down`` removes it)
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,9 +38,12 @@ import yaml
 from parityprobe.config.environments import SectionRegistry, environments_model
 from parityprobe.errors import LabError
 from parityprobe.lab.jwt_keys import SigningKey, generate_key, write_token_file
+from parityprobe.lab.postgres import KIND as POSTGRES
+from parityprobe.lab.postgres import PostgresServer, start_postgres, stop_postgres
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
 from parityprobe.lab.profile import profile_path as find_profile
 from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
+from parityprobe.lab.seed_database import seed_database
 from parityprobe.lab.seed_vault import JwtTrust, VaultSeed, seed_vault
 from parityprobe.lab.servers import open_private, start_moto, start_openbao, stop_pid
 from parityprobe.lab.state import (
@@ -54,7 +62,10 @@ __all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too:
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
     | {"aws-admin-access-key-id", "aws-admin-secret-access-key", "vault-config-token"}
+    | {"postgres-admin-password"}
 )
+# How the names of PostgreSQL's data directories start (start_postgres's mkdtemp): the only ones down removes.
+_POSTGRES_DATA_PREFIX = "parityprobe-postgres-"
 _JWT_TOKEN_PREFIX = "jwt-token-"  # then the var's name: one file per entry of the profile's jwt_tokens
 
 
@@ -76,7 +87,8 @@ def up(directory: Path, profile: str | Path | None = None) -> LabState:
                 raise LabError(
                     f"a lab is already running in {directory}; stop it with 'parityprobe lab down'"
                 )
-            _forget(existing)  # a previous lab whose servers have died
+            _stop_servers(existing.servers)  # a previous lab whose servers have died: only their data is left
+            _forget(existing)
         recorder = Recorder(LabState(directory, profile_path))
         try:
             _bring_up(environments, recorder)
@@ -156,18 +168,48 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         )
         return seed_aws(server.url, environments[name].aws)
 
-    pool = ThreadPoolExecutor(max_workers=2 * len(environments), thread_name_prefix="parityprobe-lab")
+    def postgres(name: str) -> PostgresServer:
+        server = start_postgres(
+            directory / name / POSTGRES, on_spawn=lambda spawned: recorder.add(name, spawned)
+        )
+        # Recorded again with its data directory, which start_postgres removes itself should it fail.
+        recorder.add(name, server.process, data_dir=server.data_root)
+        _write_secret(directory, name, "postgres-admin-password", server.admin_password)
+        return server
+
+    def database(name: str) -> None:
+        server = postgres_jobs[name].result()
+        seed_database(recorder.state.server(name, "openbao").url, tokens[name], engines[name], server)
+
+    engines = {name: env.vault.database for name, env in environments.items() if env.vault.database}
+    # A thread per job: a database job waits for its PostgreSQL job.
+    jobs = 2 * len(environments) + 2 * len(engines)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parityprobe-lab")
     try:
+        postgres_jobs = {name: pool.submit(postgres, name) for name in engines}
         vault_jobs = {name: pool.submit(vault, name) for name in environments}
         aws_jobs = {name: pool.submit(aws, name) for name in environments}
         vault_seeds = {name: job.result() for name, job in vault_jobs.items()}
+        # The engine is seeded once both its OpenBao and its PostgreSQL are up.
+        database_jobs = [pool.submit(database, name) for name in engines]
         aws_seeds = {name: job.result() for name, job in aws_jobs.items()}
+        postgres_servers = {name: job.result() for name, job in postgres_jobs.items()}
+        for job in database_jobs:
+            job.result()
     finally:
         # Wait for every job even after a failure or Ctrl-C, so that no server starts after the clean-up.
         with _signals_held():
             pool.shutdown(wait=True, cancel_futures=True)
     document = {
-        name: _environment_entry(recorder.state, name, env, vault_seeds[name], aws_seeds[name], trust[name])
+        name: _environment_entry(
+            recorder.state,
+            name,
+            env,
+            vault_seeds[name],
+            aws_seeds[name],
+            trust[name],
+            postgres_servers.get(name),
+        )
         for name, env in environments.items()
     }
     # Never write a file parityprobe refuses.
@@ -177,11 +219,17 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
     recorder.state.environments_file.write_text(header + body, encoding="utf-8")
 
 
-_SECTIONS = ("vault", "aws")  # what the lab's environments have
+_SECTIONS = ("vault", "aws", POSTGRES)  # what the lab's environments have (postgres: some of them)
 
 
 def _environment_entry(
-    state: LabState, name: str, env: EnvironmentProfile, vault: VaultSeed, aws: AwsSeed, trust: JwtTrust
+    state: LabState,
+    name: str,
+    env: EnvironmentProfile,
+    vault: VaultSeed,
+    aws: AwsSeed,
+    trust: JwtTrust,
+    postgres: PostgresServer | None,
 ) -> dict[str, Any]:
     """One environment of the environments file; writes the secret files it refers to."""
 
@@ -211,9 +259,19 @@ def _environment_entry(
                 "secret_access_key": ref("aws-secret-access-key", aws.workload.secret_access_key),
             },
         },
+        **_postgres_entry(postgres),
         "vars": {**env.vars, **token_files},
         "safety": env.safety.model_dump(mode="json"),
     }
+
+
+def _postgres_entry(server: PostgresServer | None) -> dict[str, Any]:
+    """The ``postgres`` section of an environment with a PostgreSQL (loopback, no TLS); nothing otherwise.
+    It holds no credentials: postgres.connect takes those Vault issues as parameters."""
+    if server is None:
+        return {}
+    section = {"host": server.host, "port": server.port, "dbname": server.dbname, "sslmode": "disable"}
+    return {POSTGRES: section}
 
 
 def _write_jwt_tokens(directory: Path, name: str, env: EnvironmentProfile, trust: JwtTrust) -> dict[str, str]:
@@ -251,11 +309,31 @@ def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
 
 
 def _stop_servers(servers: Iterable[ServerRecord]) -> list[ServerRecord]:
+    """Stop the servers still running (PostgreSQL its own way), then remove PostgreSQL's data directories,
+    also those of servers that had died; the servers that were running."""
+    servers = list(servers)
     running = [s for s in servers if s.alive()]
     if running:
         with ThreadPoolExecutor(max_workers=len(running)) as pool:
-            list(pool.map(lambda s: stop_pid(s.pid), running))
+            list(pool.map(_stop, running))
+    for server in servers:
+        if server.data_dir is not None and not server.alive():
+            _remove_data_dir(server.data_dir)
     return running
+
+
+def _stop(server: ServerRecord) -> None:
+    if server.kind == POSTGRES:
+        stop_postgres(server.pid)
+    else:
+        stop_pid(server.pid)
+
+
+def _remove_data_dir(path: Path) -> None:
+    """Remove a PostgreSQL data directory the lab state names, only if it looks like one start_postgres
+    made (its name, a cluster inside): a state file is not trusted to name anything else for removal."""
+    if path.name.startswith(_POSTGRES_DATA_PREFIX) and (path / "data" / "PG_VERSION").is_file():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_secret(directory: Path, environment: str, label: str, secret: Secret) -> dict[str, str]:

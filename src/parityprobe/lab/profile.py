@@ -1,4 +1,5 @@
-"""The lab profile: what the lab creates in each environment's OpenBao and moto servers.
+"""The lab profile: what the lab creates in each environment's OpenBao and moto servers (and PostgreSQL,
+for an environment whose Vault has the database secrets engine).
 
 A profile is data (YAML), not code. It names every policy, role, user, bucket and secret, and which
 identity is "the workload"; it never holds a secret value: the lab generates KV values, Secrets Manager
@@ -159,8 +160,37 @@ class JwtTokenFile(_Input):
     ttl: Duration = 86400
 
 
+class DatabaseRole(_Input):
+    """A role of the database secrets engine: the lease TTLs of the credentials it issues and, optionally,
+    the statements that revoke them (the plugin's own, which drop the PostgreSQL role, when not given).
+
+    Every role creates a LOGIN role valid until the lease expires, with CONNECT on the cluster's database;
+    ``revocation_statements`` of one's own are where a profile can plant a revocation that does not revoke.
+    Vault fills in ``{{name}}`` in them."""
+
+    default_ttl: Duration
+    max_ttl: Duration
+    revocation_statements: list[Name] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> DatabaseRole:
+        if self.default_ttl > self.max_ttl:
+            raise ValueError("default_ttl is longer than max_ttl")
+        return self
+
+
+class DatabaseEngine(_Input):
+    """The database secrets engine at ``mount``, connected to the environment's own PostgreSQL, which the
+    lab starts for it (as the cluster's admin role), and its roles."""
+
+    mount: MountName = "database"
+    roles: dict[Name, DatabaseRole] = Field(min_length=1)
+
+
 class VaultProfile(_Input):
-    """What the lab creates in the environment's OpenBao (KV v2 is mounted at ``secret/``)."""
+    """What the lab creates in the environment's OpenBao (KV v2 is mounted at ``secret/``).
+
+    ``database``: the database secrets engine; an environment with one gets a PostgreSQL of its own."""
 
     workload_role: Name
     policies: dict[Name, str] = Field(default_factory=dict)
@@ -174,6 +204,7 @@ class VaultProfile(_Input):
     jwt_tokens: dict[VarName, JwtTokenFile] = Field(
         default_factory=dict, description="token files to write, by the var that gets each file's path"
     )
+    database: DatabaseEngine | None = None
 
     @model_validator(mode="after")
     def _references(self) -> VaultProfile:

@@ -1,6 +1,9 @@
 """What a lab records about itself, and how: its servers and audit logs in ``<directory>/lab-state.json``
 (no secrets), written the moment each server is spawned, read back by ``status`` and ``down``; the lock
 that lets one ``up`` or ``down`` at a time into a lab directory.
+
+A PostgreSQL server (kind ``postgres``) keeps its data outside the lab directory (see
+:mod:`parityprobe.lab.postgres`): its record also names that data directory, so that ``down`` removes it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from parityprobe.errors import LabError
+from parityprobe.lab.postgres import KIND as POSTGRES
 from parityprobe.lab.servers import ServerProcess, pid_alive
 
 ENVIRONMENTS_FILE = "environments.yaml"
@@ -32,10 +36,12 @@ class ServerRecord:
     port: int
     log_path: Path
     start_ticks: int | None = None  # so that a pid recycled by an unrelated process is never taken for ours
+    data_dir: Path | None = None  # PostgreSQL's data, outside the lab directory; removed by ``down``
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "postgresql" if self.kind == POSTGRES else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
         """Still running, and still the process the lab started."""
@@ -61,7 +67,7 @@ class LabState:
         return list(dict.fromkeys(s.environment for s in self.servers))
 
     def server(self, environment: str, kind: str) -> ServerRecord:
-        """The ``kind`` server (``openbao`` or ``moto``) of ``environment``."""
+        """The ``kind`` server (``openbao``, ``moto`` or ``postgres``) of ``environment``."""
         for s in self.servers:
             if (s.environment, s.kind) == (environment, kind):
                 return s
@@ -73,6 +79,8 @@ class LabState:
             env = environments.setdefault(s.environment, {"servers": {}})
             env["servers"][s.kind] = {"pid": s.pid, "port": s.port, "url": s.url, "log": str(s.log_path)}
             env["servers"][s.kind]["start_ticks"] = s.start_ticks
+            if s.data_dir is not None:
+                env["servers"][s.kind]["data_dir"] = str(s.data_dir)
             if s.environment in self.audit_logs:
                 env["audit_log"] = str(self.audit_logs[s.environment])
         paths = {"profile": str(self.profile), "environments_file": str(self.environments_file)}
@@ -85,7 +93,15 @@ class LabState:
             raise ValueError(f"unknown format {data.get('format')!r}")
         envs = data["environments"]
         servers = tuple(
-            ServerRecord(env, kind, int(s["pid"]), int(s["port"]), Path(s["log"]), s.get("start_ticks"))
+            ServerRecord(
+                env,
+                kind,
+                int(s["pid"]),
+                int(s["port"]),
+                Path(s["log"]),
+                s.get("start_ticks"),
+                Path(s["data_dir"]) if s.get("data_dir") else None,
+            )
             for env, entry in envs.items()
             for kind, s in entry["servers"].items()
         )
@@ -136,10 +152,19 @@ class Recorder:
         self._lock = threading.Lock()
         self.state = state
 
-    def add(self, environment: str, server: ServerProcess, audit_log: Path | None = None) -> None:
-        """Record ``server`` (and the audit log it writes) as ``environment``'s, in memory and on disk."""
+    def add(
+        self,
+        environment: str,
+        server: ServerProcess,
+        audit_log: Path | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        """Record ``server`` (and the audit log it writes, or the data directory it keeps) as
+        ``environment``'s, in memory and on disk."""
         ticks = start_ticks(server.pid)
-        record = ServerRecord(environment, server.kind, server.pid, server.port, server.log_path, ticks)
+        record = ServerRecord(
+            environment, server.kind, server.pid, server.port, server.log_path, ticks, data_dir
+        )
         with self._lock:
             key = (environment, server.kind)
             servers = (*(s for s in self.state.servers if (s.environment, s.kind) != key), record)
