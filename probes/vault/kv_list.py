@@ -39,7 +39,9 @@ class KvList(DeclaresCapabilities, VaultProbe):
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
 
     def capability_needed(self, params: KvListParams) -> tuple[str, str]:
-        return f"{params.mount}/metadata/{params.path}", "list"
+        # Vault checks a LIST on the path with a trailing slash (``secret/metadata/payments/``).
+        inside = params.path.strip("/")
+        return f"{params.mount}/metadata/{inside}/" if inside else f"{params.mount}/metadata/", "list"
 
     def run(self, params: KvListParams, ctx: ProbeContext) -> ProbeResult:
         """One LIST request; the timer covers it only (not an environment login before it)."""

@@ -104,13 +104,16 @@ class ApproleSecretId(VaultProbe):
     Grant: ``ttl_seconds`` (the secret id's ``secret_id_ttl``; 0: it never expires), attributes
     ``num_uses`` (0: unlimited). Outputs: ``secret_id`` (secret) and ``accessor`` (plain text: an accessor
     names a secret id for lookup and destroy, cannot log in, and is what audit logs and the undo journal
-    must be able to show).
+    must be able to show); ``role_id`` (secret), read after the generation (untimed) so a rotation scenario
+    can log in with the new secret id (``vault.approle_login`` with ``role_id`` and ``secret_id``). It is
+    left out when the token may not read ``auth/<mount>/role/<role>/role-id``: a step that needs it is then
+    skipped, saying so.
     """
 
     name: ClassVar[str] = "vault.approle_secret_id"
     Params: ClassVar[type[ProbeParams]] = ApproleSecretIdParams
-    outputs: ClassVar[frozenset[str]] = frozenset({"secret_id", "accessor"})
-    secret_outputs: ClassVar[frozenset[str]] = frozenset({"secret_id"})
+    outputs: ClassVar[frozenset[str]] = frozenset({"secret_id", "accessor", "role_id"})
+    secret_outputs: ClassVar[frozenset[str]] = frozenset({"secret_id", "role_id"})
     effect: ClassVar[Effect] = Effect.WRITE
 
     def run(self, params: ApproleSecretIdParams, ctx: ProbeContext) -> ProbeResult:
@@ -149,7 +152,22 @@ class ApproleSecretId(VaultProbe):
             attributes=MappingProxyType({} if num_uses is None else {"num_uses": str(num_uses)}),
         )
         outputs: dict[str, OutputValue] = {"secret_id": secret_id, "accessor": accessor}
+        role_id = _role_id(ctx, token, params)
+        if role_id is not None:
+            outputs["role_id"] = role_id
         return ProbeResult(grant=grant, outputs=MappingProxyType(outputs))
+
+
+def _role_id(ctx: ProbeContext, token: Secret, params: ApproleSecretIdParams) -> Secret | None:
+    """The role's role id, or None when the token may not read it (the generation stands either way)."""
+    with step_client(ctx, token) as client:
+        try:
+            reply = client.adapter.get(f"/v1/auth/{params.mount}/role/{params.role}/role-id")
+        except hv.Forbidden:
+            return None
+    role_id = Secret(str(required(reply, "data", "role_id")), "approle role id")
+    ctx.redactor.register(role_id)
+    return role_id
 
 
 class ApproleSecretIdDestroyParams(ProbeParams):

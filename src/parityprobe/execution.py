@@ -152,8 +152,9 @@ class Execution:
     ) -> Observation:
         """Invoke until the outcome is ``want`` or ``within`` seconds have passed (``expect.within``).
 
-        The observation is the last attempt's, with how long the outcome took to hold (None when it never
-        did) and the number of attempts. An attempt without a verdict ends the wait: an error proves
+        The observation is the last attempt's, with how long the outcome took to hold (from the first
+        attempt's start to the answer of the one that saw it; None when it never did) and the number of
+        attempts. An attempt without a verdict ends the wait: an error proves
         nothing about when access changed. The last attempt starts before ``within`` runs out, so the step
         can take up to one attempt longer.
         """
@@ -162,10 +163,15 @@ class Execution:
         attempts = 0
         while True:
             attempts += 1
+            began = time.monotonic()
             obs = self._invoke(probe, params, base, timeout)
             waited = time.monotonic() - start
             if obs.outcome is want:
-                return replace(obs, waited_seconds=round(waited, 3), attempts=attempts)
+                # Until the successful request answered: the wait before the attempt, plus the request's
+                # own latency (not the client's set-up around it, which differs from one process to the next).
+                answered = obs.latency_ms / 1000 if obs.latency_ms is not None else time.monotonic() - began
+                took = began - start + answered
+                return replace(obs, waited_seconds=round(took, 3), attempts=attempts)
             if not obs.outcome.is_verdict or waited >= within:
                 return replace(obs, attempts=attempts)
             time.sleep(min(pause, within - waited))

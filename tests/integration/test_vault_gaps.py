@@ -1,6 +1,7 @@
 """The vault-gaps lab profile against the built-in ``scenarios/vault-*.yaml``: one finding for each planted
 gap, with its category and severity, none on the steps that are equal, and the configuration drift that the
-gaps leave; the lab brought up by the profile's name through the command line."""
+gaps leave; the lab brought up by the profile's name through the command line, with a PostgreSQL per
+environment for the database secrets engine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import hvac
+import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -15,6 +18,7 @@ from click.testing import CliRunner
 from parityprobe.cli import main
 from parityprobe.cli_lab import profile_scenarios
 from parityprobe.errors import InputError
+from parityprobe.lab.postgres import ADMIN_USER
 from parityprobe.lab.profile import DEFAULT_PROFILE, PROFILES, VAULT_GAPS_PROFILE, load_profile, profile_path
 from parityprobe.lab.state import LabState, read_state
 from parityprobe.model import Category, Effect, Finding, Outcome, Report
@@ -36,6 +40,7 @@ PLANTED = {
     ("vault-tokens", "login", "grant_mismatch", "medium"),  # (6)
     ("vault-jwt", "jwt-other-namespace", "expectation_violation", "high"),  # (7)
     ("vault-reads", "write-config-declared", "declared_mismatch", "low"),  # (8)
+    ("vault-database", "connect-after-revoke", "expectation_violation", "high"),  # (10)
 }
 # (9) the configuration fields the gaps change, as vault.config names them, and each finding's severity.
 DRIFT = {
@@ -57,8 +62,18 @@ EQUAL_STEPS = {
     ("vault-jwt", "jwt-login"),
     ("vault-jwt", "kubernetes-login"),
     ("vault-jwt", "kubernetes-other-namespace"),
-    ("vault-rotation", "issue-secret-id"),
-    ("vault-rotation", "destroy-secret-id"),
+    # Rotation: the new secret id works at once, the old one is refused at once, the new KV version is read.
+    ("vault-rotation", "old-secret-id"),
+    ("vault-rotation", "new-secret-id"),
+    ("vault-rotation", "login-new"),
+    ("vault-rotation", "destroy-old"),
+    ("vault-rotation", "login-old"),
+    ("vault-rotation", "write-version"),
+    ("vault-rotation", "read-new-version"),
+    ("vault-rotation", "read-first-version"),
+    ("vault-database", "creds"),  # the lease TTL is the same in both
+    ("vault-database", "connect"),
+    ("vault-database", "revoke"),
 }
 
 
@@ -139,6 +154,36 @@ def test_jwt_token_files_are_private_absolute_and_never_reported(gaps_lab: LabSt
         assert config_token.read_text().strip() not in repr(report)
 
 
+def test_staging_s_revoked_database_credentials_are_left_in_its_postgres(
+    gaps_lab: LabState, report: Report
+) -> None:
+    """Gap (10) where it lives: after the run (its revoke step and its undo), production's PostgreSQL holds
+    no role Vault created, staging's still holds the one it issued, able to log in."""
+    issued = {
+        o.environment: o.outputs["username"]
+        for c in report.comparisons
+        if c.spec.id == "vault-database"
+        for run in c.runs
+        for o in run.observations
+        if o.step == "creds"
+    }
+    left = {}
+    for name in ("staging", "production"):
+        password = (gaps_lab.directory / name / "secrets" / "postgres-admin-password").read_text()
+        assert password not in repr(report)
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=gaps_lab.server(name, "postgres").port,
+            dbname="postgres",
+            user=ADMIN_USER,
+            password=password,
+        ) as conn:
+            sql = "SELECT rolname, rolcanlogin FROM pg_roles WHERE NOT starts_with(rolname, 'pg_')"
+            rows = conn.execute(sql + " AND rolname <> %s", (ADMIN_USER,)).fetchall()
+        left[name] = sorted(rows)
+    assert left == {"staging": [(issued["staging"], True)], "production": []}
+
+
 def test_profiles_resolve_by_name_or_path() -> None:
     assert profile_path("default") == DEFAULT_PROFILE
     assert profile_path("vault-gaps") == VAULT_GAPS_PROFILE
@@ -165,3 +210,40 @@ def test_an_unknown_profile_name_is_exit_2_with_the_shipped_names(tmp_path: Path
     assert "unknown profile 'vault-gap'" in result.output and "default, vault-gaps" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "lab").exists()  # nothing started
+
+
+def test_rotation_waits_are_recorded_and_leave_no_secret_id_or_token(
+    gaps_lab: LabState, report: Report
+) -> None:
+    """The rotation's timed steps record how long they took; its secret ids are destroyed and the tokens
+    of its logins revoked after the run (the role's secret-id list is empty again)."""
+    (rotation,) = [c for c in report.comparisons if c.spec.id == "vault-rotation"]
+    for run in rotation.runs:
+        for step in ("login-new", "login-old", "read-new-version"):
+            obs = run.observation(step)
+            assert obs is not None and obs.attempts is not None and obs.attempts >= 1
+            assert obs.waited_seconds is not None and obs.waited_seconds >= 0
+        revoked = [o for o in run.cleanup if o.probe == "vault.token_revoke"]
+        assert revoked and all(o.outcome is Outcome.ALLOWED for o in revoked)
+    for name in ("staging", "production"):
+        root = (gaps_lab.directory / name / "secrets" / "root-token").read_text().strip()
+        admin = hvac.Client(gaps_lab.server(name, "openbao").url, token=root)
+        try:
+            left = admin.list("auth/approle/role/payments-app-rotation/secret-id")
+        except hvac.exceptions.InvalidPath:  # no secret id at all: 404
+            left = None
+        assert left is None or not left["data"]["keys"], left
+
+
+def test_a_decision_names_the_configuration_drift_that_explains_it(report: Report) -> None:
+    explained = {(scenario, f.step): f.explanation for scenario, f in findings(report)}
+    because = "Configuration drift that may explain it: "
+    assert (
+        because + "staging's policy ${vars.workload} adds update, delete on secret/data/${vars.team}/*"
+        in (explained[("vault-writes", "write-own")])
+    )
+    assert (
+        because + "staging's role jwt/${vars.workload} bound_claims is (none)"
+        in (explained[("vault-jwt", "jwt-other-namespace")])
+    )
+    assert "role approle/${vars.workload} token_ttl is 4h" in explained[("vault-tokens", "login")]

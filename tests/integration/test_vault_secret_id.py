@@ -142,7 +142,7 @@ def _run_undos(approle: Approle, journal: RunJournal) -> list[ProbeResult | Fail
 
 
 def test_generate_reports_the_secret_id_its_accessor_and_records_the_undo(approle: Approle) -> None:
-    role, _ = approle.role("gen", secret_id_ttl="10m")
+    role, role_id = approle.role("gen", secret_id_ttl="10m")
     journal = _journal(approle)
     ctx = _context(approle, "generate", journal)
     result = observe(GENERATE, {"role": role, "mount": approle.mount, "metadata": {"ticket": "CHG-1"}}, ctx)
@@ -150,6 +150,8 @@ def test_generate_reports_the_secret_id_its_accessor_and_records_the_undo(approl
     assert result.grant == Grant(ttl_seconds=600, attributes={"num_uses": "0"})
     secret_id, accessor = result.outputs["secret_id"], result.outputs["accessor"]
     assert isinstance(secret_id, Secret) and isinstance(accessor, str)
+    read_role_id = result.outputs["role_id"]  # root may read it: what a rotation logs in with
+    assert isinstance(read_role_id, Secret) and read_role_id.reveal() == role_id.reveal()
     assert ctx.timer.used
     assert approle.accessors(role) == {accessor}
     looked_up = approle.lookup(role, accessor)
@@ -209,7 +211,7 @@ def test_generate_parameters_are_validated(params: dict[str, object], message: s
 
 def test_both_probes_are_write_and_registered() -> None:
     assert ApproleSecretId.effect is ApproleSecretIdDestroy.effect is Effect.WRITE
-    assert ApproleSecretId.secret_outputs == {"secret_id"}
+    assert ApproleSecretId.secret_outputs == {"secret_id", "role_id"}
     registry = ProbeRegistry()
     assert registry.probe_class("vault.approle_secret_id") is ApproleSecretId
     assert registry.probe_class("vault.approle_secret_id_destroy") is ApproleSecretIdDestroy
@@ -234,6 +236,7 @@ def test_rotation_new_works_old_is_refused_and_the_undo_leaves_only_what_was_the
     assert isinstance(generated, ProbeResult) and generated.outcome is Outcome.ALLOWED
     new = generated.outputs["secret_id"]
     assert isinstance(new, Secret)
+    assert "role_id" not in generated.outputs  # the rotator may not read role ids: left out, not an error
 
     logged_in = _login(approle, "login-new", role_id, new)
     assert isinstance(logged_in, ProbeResult) and logged_in.grant.identity == f"approle/{role}"

@@ -73,6 +73,7 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
         "vault-jwt",
         "vault-rotation",
         "vault-config",
+        "vault-database",
     }
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 

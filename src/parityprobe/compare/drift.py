@@ -47,7 +47,21 @@ _ROLE_FIELDS_FOR = {
     "ttl": ("token_ttl", "token_period", "token_explicit_max_ttl"),
     "max ttl": ("token_max_ttl", "token_explicit_max_ttl", "token_period"),
     "policies": ("token_policies", "token_no_default_policy"),
-    "outcome": ("token_policies", "token_no_default_policy"),
+    # A decision: the policies the role attaches, or (for a login) what the role binds its logins to.
+    "outcome": (
+        "token_policies",
+        "token_no_default_policy",
+        "bind_secret_id",
+        "secret_id_bound_cidrs",
+        "token_bound_cidrs",
+        "bound_audiences",
+        "bound_subject",
+        "bound_claims",
+        "bound_claims_type",
+        "bound_service_account_names",
+        "bound_service_account_namespaces",
+        "bound_service_account_namespace_selector",
+    ),
 }
 BEHAVIOURAL = frozenset({Category.OUTCOME_MISMATCH, Category.EXPECTATION_VIOLATION, Category.GRANT_MISMATCH})
 
