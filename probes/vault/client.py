@@ -10,7 +10,7 @@ steps running in different worker threads never see each other's values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -239,6 +239,26 @@ def approle_identity(metadata: Any, fallback: str | None = None) -> str | None:
     if isinstance(role, str) and role:
         return f"approle/{role}"
     return fallback
+
+
+class DryByDefault:
+    """Mixed into probes whose default, ``dry: true``, changes nothing and whose ``dry: false`` changes the
+    target: the step's effect follows ``dry`` (:meth:`effect_for`, which the plan checks against every
+    environment's safety), and :meth:`refuse_real_change` stops a real change, before any request, where
+    the environment does not allow ``write``. The class effect stays READ so the dry default runs in
+    read-only environments."""
+
+    @classmethod
+    def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
+        """``write`` unless the step leaves ``dry`` at its default or sets it to true."""
+        return Effect.READ if with_.get("dry", True) is True else Effect.WRITE
+
+    @staticmethod
+    def refuse_real_change(dry: bool, ctx: ProbeContext, reason: str) -> None:
+        """VaultSetupError(``reason``) for a real change where ``write`` is not allowed: checked before
+        anything else, so a refused step does not even log in."""
+        if not dry and not ctx.environment.safety.allows(Effect.WRITE):
+            raise VaultSetupError(reason)
 
 
 class VaultProbe:

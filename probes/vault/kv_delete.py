@@ -25,7 +25,6 @@ error saying the undo could not be recorded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -37,7 +36,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .capabilities import capabilities_self, decision
-from .client import VaultProbe, acting_token, mapping, required, step_client
+from .client import DryByDefault, VaultProbe, acting_token, mapping, required, step_client
 from .declared import DeclaresCapabilities
 from .errors import NOT_FOUND, PERMISSION_DENIED, VaultSetupError
 
@@ -64,7 +63,7 @@ class KvDeleteParams(ProbeParams):
     dry: bool = True
 
 
-class KvDelete(DeclaresCapabilities, VaultProbe):
+class KvDelete(DryByDefault, DeclaresCapabilities, VaultProbe):
     """Delete the latest version of ``<mount>/data/<path>`` (KV v2), acting with the step's token or the
     environment's own.
 
@@ -95,19 +94,12 @@ class KvDelete(DeclaresCapabilities, VaultProbe):
     outputs: ClassVar[frozenset[str]] = frozenset({"version"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
 
-    @classmethod
-    def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
-        """``write`` unless the step leaves ``dry`` at its default or sets it to true."""
-        return Effect.READ if with_.get("dry", True) is True else Effect.WRITE
-
     def capability_needed(self, params: KvDeleteParams) -> tuple[str, str]:
         return f"{params.mount}/data/{params.path}", "delete"
 
     def run(self, params: KvDeleteParams, ctx: ProbeContext) -> ProbeResult:
         """Dry: one capabilities request, timed. Real: metadata read, then the delete (timed)."""
-        if not params.dry and not ctx.environment.safety.allows(Effect.WRITE):
-            # Checked before acting_token: a refused step must not even log in.
-            raise VaultSetupError(DELETE_REFUSED)
+        self.refuse_real_change(params.dry, ctx, DELETE_REFUSED)
         token = acting_token(ctx, params.token)
         data_path = f"{params.mount}/data/{params.path}"
         with step_client(ctx, token) as client:

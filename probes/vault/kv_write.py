@@ -25,13 +25,12 @@ from typing import Any, ClassVar
 import hvac.exceptions as hv
 from pydantic import Field
 
-from parityprobe.model import Effect, Grant, OutputValue
+from parityprobe.model import Grant, OutputValue
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
-from .client import VaultProbe, acting_token, mapping, required, step_client
+from .client import DryByDefault, VaultProbe, acting_token, mapping, required, step_client
 from .declared import DeclaresCapabilities
-from .errors import VaultSetupError
 
 # KV v2 keeps versions as unsigned 64-bit integers and parses ``cas`` as a signed one (2**64 is refused as
 # "error parsing check-and-set parameter"), so the largest int64 is accepted and never reached.
@@ -53,7 +52,7 @@ class KvWriteParams(ProbeParams):
     dry: bool = True
 
 
-class KvWrite(DeclaresCapabilities, VaultProbe):
+class KvWrite(DryByDefault, DeclaresCapabilities, VaultProbe):
     """Write ``<mount>/data/<path>`` (KV v2), acting with the step's token or the environment's own.
 
     ``dry: true`` (the default) changes nothing: ALLOWED with reason "authorized; nothing written
@@ -75,19 +74,12 @@ class KvWrite(DeclaresCapabilities, VaultProbe):
     outputs: ClassVar[frozenset[str]] = frozenset({"version"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
 
-    @classmethod
-    def effect_for(cls, with_: Mapping[str, Any]) -> Effect:
-        """``write`` unless the step leaves ``dry`` at its default or sets it to true."""
-        return Effect.READ if with_.get("dry", True) is True else Effect.WRITE
-
     def capability_needed(self, params: KvWriteParams) -> tuple[str, str]:
         return f"{params.mount}/data/{params.path}", "create|update"
 
     def run(self, params: KvWriteParams, ctx: ProbeContext) -> ProbeResult:
         """One write request; the timer covers it only (not an environment login before it)."""
-        if not params.dry and not ctx.environment.safety.allows(Effect.WRITE):
-            # Checked before acting_token: a refused step must not even log in.
-            raise VaultSetupError(WRITE_REFUSED)
+        self.refuse_real_change(params.dry, ctx, WRITE_REFUSED)
         token = acting_token(ctx, params.token)
         with step_client(ctx, token) as client:
             if not params.dry:
