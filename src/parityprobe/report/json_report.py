@@ -2,7 +2,8 @@
 
 This format is a public contract. Within ``parityprobe.report/v2`` keys are only ever added, never
 renamed, removed or retyped; anything else gets a new schema name. (v2 replaced v1 when grants became
-typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.)
+typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.
+Added since: a step's wait and cross-check, an observation's target, the ``declared_mismatch`` category.)
 Findings and runs are the codec's records (:mod:`parityprobe.codec`), so a report can be read back and
 compared again; the summary and the exit code are the report view's (:mod:`parityprobe.report.view`), the
 same the terminal shows. :data:`~parityprobe.report.json_schema.REPORT_SCHEMA` describes the document as a
@@ -20,7 +21,7 @@ Document shape (keys appear in this order; ``indent=2``)::
         "by_severity": {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1},   # every severity
         "by_category": {"expectation_violation": 1, "outcome_mismatch": 1, "grant_mismatch": 1,
                         "latency_mismatch": 0, "evidence_gap": 0, "config_drift": 0,
-                        "cleanup_failed": 1, "inconclusive": 1},                       # every category
+                        "cleanup_failed": 1, "declared_mismatch": 0, "inconclusive": 1},  # every category
         "environments": ["staging", "production"],   # every environment that ran, first appearance first
         "compared": true,                  # every scenario ran in two or more environments
         "unchecked_steps": 0               # steps nothing judged: one environment and no expectation
@@ -36,12 +37,16 @@ Document shape (keys appear in this order; ``indent=2``)::
          "vars": {"team": "payments"}, "started_at": "...", "finished_at": "...",
          "spec": {"id": "...", "digest": "<sha256>", "description": "...", "cleanup": [...],
                   "steps": [{"id", "probe", "expect_outcome", "expect_ttl", "policies_include",
-                             "policies_exclude", "ttl_tolerance"}]},
+                             "policies_exclude", "ttl_tolerance", "expect_within", "within_tolerance"}]},
          "observations": [
            {"step": "login", "probe": "vault.approle_login", "environment": "staging",
             "correlation_id": "pp-...", "outcome": "allowed",
             "error_kind": "timeout" | null, "reason": str | null, "detail": str | null,
-            "latency_ms": 12.5 | null, "started_at": "...",
+            "latency_ms": 12.5 | null,
+            "waited_seconds": 0.4 | null, "attempts": 3 | null,   # a step that waited (expect.within)
+            "declared": "allowed" | "denied" | "error" | null,     # a step with crosscheck
+            "target": "secret/data/payments/db" | null,            # what the action was aimed at
+            "started_at": "...",
             "grant": {"ttl_seconds": 3600, "policies": [...], "identity": "...", "renewable": true,
                       "version": 3, "stages": [...], ...},  # only the fields the probe filled
             "outputs": {"token": "***", "arn": "..."},      # secret outputs are always "***"
