@@ -11,6 +11,7 @@ from parityprobe.compare.comparator import compare
 from parityprobe.errors import InputError
 from parityprobe.model import Category, Outcome, Run, Severity
 from parityprobe.redact import Redactor
+from parityprobe.report.build import cell
 from parityprobe.runner import Runner
 from tests.plugins import build, registry
 
@@ -81,3 +82,8 @@ def test_only_capabilities_can_be_crosschecked(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         runs(tmp_path, "{}", "{}", crosscheck="policies")
     assert "crosscheck" in str(caught.value)
+
+
+def test_the_report_cell_shows_the_declared_decision(tmp_path: Path) -> None:
+    staging, _ = runs(tmp_path, "{}", "{staging: denied}")
+    assert cell(staging.observations[0], "staging").declared == "declared denied"

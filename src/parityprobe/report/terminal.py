@@ -143,8 +143,9 @@ def _cell(cell: Cell, red: _Redact) -> Text:
     text = Text(red(cell.decision), _OUTCOME_STYLE[cell.outcome])
     if cell.latency is not None:
         text.append("\n" + red(cell.latency), "dim")
-    if cell.waited is not None:
-        text.append("\n" + red(cell.waited), "dim")
+    for note in (cell.waited, cell.declared):
+        if note is not None:
+            text.append("\n" + red(note), "dim")
     for line in cell.grant:
         text.append("\n" + red(line))
     if cell.error_detail:
