@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench fuzz clean
+.PHONY: setup demo test lint bench fuzz clean postgresql
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/parityprobe demo
 
-test: lint
+test: lint postgresql
 	$(BIN)/python -m pytest
+
+# The tests start their own PostgreSQL servers (as the postgres user); the machine's binaries must exist.
+# Installed from Debian's packages when missing and we may (root with apt-get); otherwise say what is needed.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "PostgreSQL's server binaries (initdb, postgres) are needed: install PostgreSQL" >&2; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src probes tests bench
