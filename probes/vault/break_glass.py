@@ -15,9 +15,10 @@ token, as a file. The drill proves the path works end to end and that the hand-o
 3. ``auth/<mount>/login`` with the role id and the unwrapped secret id.
 
 Nothing is left behind: before the unwrap the probe records the undo that destroys the unwrapped secret id
-(``vault.approle_secret_id_destroy``, completed with the accessor from the unwrapped response; it reports
-NOT_FOUND, i.e. gone, when the role's ``secret_id_num_uses`` already used it up), and before the login
-the undo that revokes the token (``vault.token_revoke``, the token held in memory only).
+(``vault.approle_secret_id_destroy``, completed with the accessor from the unwrapped response, and
+dropped once a single-use secret id, ``secret_id_num_uses`` 1, is used up by the login: the environment's
+own token then needs no right to destroy break-glass secret ids), and before the login the undo that
+revokes the token (``vault.token_revoke``, the token held in memory only).
 
 Whether the drill may run at all (the environment allows ``privileged`` and the run was given
 ``--allow-break-glass``) is the runner's decision, made before the probe is called.
@@ -35,6 +36,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import (
+    LoginUndo,
     VaultProbe,
     approle_identity,
     mapping,
@@ -47,7 +49,6 @@ from .login_grant import login_grant
 from .secret_id import DESTROY, MountPath
 
 NOT_A_SECRET_ID = "wrapping token does not hold a secret id of this mount"
-REVOKE = "vault.token_revoke"
 _CREATED_BY = ("secret-id", "custom-secret-id")
 
 
@@ -106,22 +107,21 @@ class BreakGlassLogin(VaultProbe):
         secret_id = Secret(str(required(data, "secret_id")), "approle secret id")
         ctx.redactor.register(secret_id)
 
-        revoke = ctx.record_undo(f"revoke break-glass token of role {role}", REVOKE, missing_ok=True)
-        with step_client(ctx) as client:
-            try:
-                with ctx.timer:
-                    reply = client.auth.approle.login(
-                        role_id=role_id.reveal(),
-                        secret_id=secret_id.reveal(),
-                        mount_point=params.mount,
-                        use_token=False,
-                    )
-            except hv.VaultError:
-                ctx.undo_not_needed(revoke)
-                raise
-        auth = required(reply, "auth")
-        token = Secret(str(required(auth, "client_token")), "vault token")
-        ctx.amend_undo(revoke, held={"token": token})
+        with LoginUndo(ctx, self.name) as undo:
+            with step_client(ctx) as client, ctx.timer:
+                reply = client.auth.approle.login(
+                    role_id=role_id.reveal(),
+                    secret_id=secret_id.reveal(),
+                    mount_point=params.mount,
+                    use_token=False,
+                )
+            auth = required(reply, "auth")
+            token = Secret(str(required(auth, "client_token")), "vault token")
+            undo.created(token, auth.get("token_type"))
+        if data.get("secret_id_num_uses") == 1:
+            # A single-use secret id (the usual hand-over) is used up by this login: nothing to destroy,
+            # and the workload's token need not be allowed to destroy break-glass secret ids.
+            ctx.undo_not_needed(destroy)
         ctx.redactor.register(token)
         accessor = Secret(str(auth.get("accessor") or ""), "vault token accessor")
         ctx.redactor.register(accessor)

@@ -250,17 +250,15 @@ def test_a_wrong_role_id_is_denied_and_the_unwrapped_secret_id_is_still_destroye
     assert wrapped_accessor not in glass.accessors(glass.role)
 
 
-def test_a_single_use_secret_id_is_used_up_and_its_undo_reports_it_gone(glass: Glass) -> None:
+def test_a_single_use_secret_id_is_used_up_and_needs_no_destroy(glass: Glass) -> None:
     file, wrapped_accessor = glass.wrapped(glass.once_role, "once")
     journal = _journal(glass)
     result, _ = _drill(glass, "once", file, glass.once_role_id, journal)
     assert isinstance(result, ProbeResult) and result.grant.identity == f"approle/{glass.once_role}"
     assert wrapped_accessor not in glass.accessors(glass.once_role)
-    undone = dict(_run_undos(glass, journal))
-    assert undone["vault.approle_secret_id_destroy"] == ProbeResult(
-        Outcome.NOT_FOUND, reason="secret id not found"
-    )
-    assert undone["vault.token_revoke"] == ProbeResult()
+    # The login used it up: its destroy undo was dropped (the environment's token need not be allowed to
+    # destroy break-glass secret ids); the token's revocation is all that is left to undo.
+    assert dict(_run_undos(glass, journal)) == {"vault.token_revoke": ProbeResult()}
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from parityprobe.errors import InputError
 from parityprobe.lab.postgres import ADMIN_USER
 from parityprobe.lab.profile import DEFAULT_PROFILE, PROFILES, VAULT_GAPS_PROFILE, load_profile, profile_path
 from parityprobe.lab.state import LabState, read_state
-from parityprobe.model import Category, Effect, Finding, Outcome, Report
+from parityprobe.model import NEEDS_BREAK_GLASS, Category, Effect, Finding, Outcome, Report
 from parityprobe.pipeline import execute, plan
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
@@ -59,6 +59,8 @@ EQUAL_STEPS = {
     ("vault-sys", "list-policies"),
     ("vault-tokens", "renew"),
     ("vault-tokens", "lookup"),
+    ("vault-tokens", "revoke"),
+    ("vault-tokens", "lookup-after-revoke"),
     ("vault-jwt", "jwt-login"),
     ("vault-jwt", "kubernetes-login"),
     ("vault-jwt", "kubernetes-other-namespace"),
@@ -124,8 +126,16 @@ def test_equal_steps_give_no_finding_and_every_step_decided(report: Report) -> N
     assert not flagged & EQUAL_STEPS
     ran = {(c.spec.id, o.step) for c in report.comparisons for run in c.runs for o in run.observations}
     assert ran >= EQUAL_STEPS
-    outcomes = [o.outcome for c in report.comparisons for run in c.runs for o in run.observations]
-    assert outcomes and all(o in (Outcome.ALLOWED, Outcome.DENIED) for o in outcomes)
+    observed = [o for c in report.comparisons for run in c.runs for o in run.observations]
+    # Every step decided, but the break-glass drill: without --allow-break-glass it is skipped, by choice.
+    assert observed and all(
+        o.outcome in (Outcome.ALLOWED, Outcome.DENIED) or o.skipped_by_choice for o in observed
+    )
+    skipped = {(o.probe, o.reason) for o in observed if o.skipped_by_choice}
+    assert skipped == {
+        ("vault.break_glass_login", NEEDS_BREAK_GLASS),
+        ("vault.request", NEEDS_BREAK_GLASS),
+    }
     # The undos (tokens revoked, the rotated secret id destroyed again) found everything gone or removed it.
     undos = [o.outcome for c in report.comparisons for run in c.runs for o in run.cleanup]
     assert undos and all(o in (Outcome.ALLOWED, Outcome.NOT_FOUND) for o in undos)
@@ -143,7 +153,7 @@ def test_the_gaps_show_as_config_drift(report: Report) -> None:
 def test_jwt_token_files_are_private_absolute_and_never_reported(gaps_lab: LabState, report: Report) -> None:
     document = yaml.safe_load(gaps_lab.environments_file.read_text())
     for name, env in document["environments"].items():
-        assert env["safety"] == {"allow_effects": ["read", "write"]}
+        assert env["safety"] == {"allow_effects": ["read", "write", "privileged"]}
         for var in ("jwt_file", "jwt_file_other_namespace"):
             path = Path(env["vars"][var])
             assert path.is_absolute() and path.parent == gaps_lab.directory / name / "secrets"
@@ -244,3 +254,30 @@ def test_a_decision_names_the_configuration_drift_that_explains_it(report: Repor
         in (explained[("vault-jwt", "jwt-other-namespace")])
     )
     assert "role approle/${vars.workload} token_ttl is 4h" in explained[("vault-tokens", "login")]
+
+
+def test_the_break_glass_drill_runs_with_the_flag_once_per_hand_over_and_leaves_nothing(
+    gaps_lab: LabState,
+) -> None:
+    """With --allow-break-glass the drill logs in through the approver's hand-over in both environments
+    (equal: no finding) and everything is revoked afterwards; the hand-over is single use, so a second
+    drill is denied, and says why."""
+    redactor, registry = Redactor(), ProbeRegistry()
+    drill = [REPO / "scenarios" / "vault-break-glass-drill.yaml"]
+    the_plan = plan(gaps_lab.environments_file, drill, redactor, registry)
+    (first,) = execute(the_plan, redactor, registry, allow_break_glass=True).comparisons
+    assert first.findings == (), [(f.message, f.environments) for f in first.findings]
+    for run in first.runs:
+        assert [o.outcome for o in run.observations] == [Outcome.ALLOWED, Outcome.ALLOWED]
+        assert all(o.outcome in (Outcome.ALLOWED, Outcome.NOT_FOUND) for o in run.cleanup)
+        (revoked,) = [o for o in run.cleanup if o.probe == "vault.token_revoke"]
+        assert revoked.outcome is Outcome.ALLOWED
+    (again,) = execute(the_plan, redactor, registry, allow_break_glass=True).comparisons
+    drills = [run.observation("drill") for run in again.runs]
+    assert all(o is not None and o.reason == "wrapping token invalid or already used" for o in drills)
+    # The drill's refusal in each environment, and the step that needed its token: no verdict.
+    assert sorted((f.step, f.category.value) for f in again.findings) == [
+        ("drill", "expectation_violation"),
+        ("drill", "expectation_violation"),
+        ("use", "inconclusive"),
+    ]

@@ -74,6 +74,7 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
         "vault-rotation",
         "vault-config",
         "vault-database",
+        "vault-break-glass-drill",
     }
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 

@@ -62,7 +62,7 @@ __all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too:
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
     | {"aws-admin-access-key-id", "aws-admin-secret-access-key", "vault-config-token"}
-    | {"postgres-admin-password"}
+    | {"postgres-admin-password", "break-glass-role-id", "break-glass-wrapped-secret-id"}
 )
 # How the names of PostgreSQL's data directories start (start_postgres's mkdtemp): the only ones down removes.
 _POSTGRES_DATA_PREFIX = "parityprobe-postgres-"
@@ -239,6 +239,12 @@ def _environment_entry(
     ref("aws-admin-access-key-id", aws.admin.access_key_id)
     ref("aws-admin-secret-access-key", aws.admin.secret_access_key)
     token_files = _write_jwt_tokens(state.directory, name, env, trust)
+    if vault.break_glass is not None:  # absolute paths: the drill reads them relative to its working dir
+        role_id, wrapping = vault.break_glass
+        token_files["break_glass_role_id_file"] = _secret_path(state, name, "break-glass-role-id", role_id)
+        token_files["break_glass_wrapped_file"] = _secret_path(
+            state, name, "break-glass-wrapped-secret-id", wrapping
+        )
     return {
         "tier": env.tier.value,
         "vault": {
@@ -263,6 +269,11 @@ def _environment_entry(
         "vars": {**env.vars, **token_files},
         "safety": env.safety.model_dump(mode="json"),
     }
+
+
+def _secret_path(state: LabState, name: str, label: str, secret: Secret) -> str:
+    _write_secret(state.directory, name, label, secret)
+    return str(state.directory / name / "secrets" / label)
 
 
 def _postgres_entry(server: PostgresServer | None) -> dict[str, Any]:

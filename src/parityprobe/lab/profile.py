@@ -187,6 +187,15 @@ class DatabaseEngine(_Input):
     roles: dict[Name, DatabaseRole] = Field(min_length=1)
 
 
+class BreakGlassHandOver(_Input):
+    """What an approver hands over for a break-glass drill: the break-glass AppRole role's id and a
+    response-wrapped secret id of it (single use), written as files whose absolute paths become the vars
+    ``break_glass_role_id_file`` and ``break_glass_wrapped_file``."""
+
+    role: Name
+    wrap_ttl: Duration = 86400
+
+
 class VaultProfile(_Input):
     """What the lab creates in the environment's OpenBao (KV v2 is mounted at ``secret/``).
 
@@ -205,11 +214,14 @@ class VaultProfile(_Input):
         default_factory=dict, description="token files to write, by the var that gets each file's path"
     )
     database: DatabaseEngine | None = None
+    break_glass: BreakGlassHandOver | None = None
 
     @model_validator(mode="after")
     def _references(self) -> VaultProfile:
         if self.workload_role not in self.approle_roles:
             raise ValueError(f"workload_role {self.workload_role!r} is not one of approle_roles")
+        if self.break_glass is not None and self.break_glass.role not in self.approle_roles:
+            raise ValueError(f"break_glass role {self.break_glass.role!r} is not one of approle_roles")
         roles: list[tuple[str, TokenSettings]] = [
             *((f"approle role {name!r}", role) for name, role in self.approle_roles.items()),
             *(

@@ -42,6 +42,8 @@ class VaultSeed:
     role_id: Secret
     secret_id: Secret
     config_token: Secret
+    # The approver's hand-over for a break-glass drill: the role's id and a wrapping token of a secret id.
+    break_glass: tuple[Secret, Secret] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,24 @@ def _seed(client: Any, profile: VaultProfile, generated: list[Secret]) -> VaultS
     )
     config_token = Secret(_field(created, "client_token", "auth"), "vault config token")
     generated.append(config_token)
-    return VaultSeed(role_id, secret_id, config_token)
+    hand_over = _break_glass(client, profile, generated) if profile.break_glass is not None else None
+    return VaultSeed(role_id, secret_id, config_token, hand_over)
+
+
+def _break_glass(client: Any, profile: VaultProfile, generated: list[Secret]) -> tuple[Secret, Secret]:
+    """As an approver would: the break-glass role's id, and one of its secret ids response-wrapped."""
+    assert profile.break_glass is not None
+    role, ttl = profile.break_glass.role, profile.break_glass.wrap_ttl
+    role_id = Secret(
+        _field(client.auth.approle.read_role_id(role_name=role, mount_point=APPROLE_MOUNT), "role_id"),
+        "break-glass role id",
+    )
+    wrapped = client.adapter.post(
+        f"/v1/auth/{APPROLE_MOUNT}/role/{role}/secret-id", headers={"X-Vault-Wrap-TTL": f"{ttl}s"}
+    )
+    wrapping = Secret(_field(wrapped, "token", "wrap_info"), "break-glass wrapping token")
+    generated += [role_id, wrapping]
+    return role_id, wrapping
 
 
 def _seed_jwt(client: Any, profile: VaultProfile, trust: JwtTrust) -> None:
