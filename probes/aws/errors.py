@@ -3,7 +3,15 @@
 A reply botocore could read carries an error *code*, normalised first (:func:`error_code`): moto answers
 IAM-enforcement denials on JSON-protocol services (Secrets Manager, KMS, SSM, …) with HTTP 403 and an XML
 body, so botocore reports the code ``"403"`` and that XML as the message, where real AWS says
-``AccessDeniedException``. The codes are then looked up in one ordered table (:data:`_BY_CODE`).
+``AccessDeniedException``. The codes are then looked up in one ordered table (:data:`_BY_CODE`):
+
+- a deny is DENIED ``AccessDenied``, or ``AccessDenied: explicit deny`` when AWS's message says a policy
+  denied it explicitly (moto never does: it says "not authorized" for both); bad or expired credentials are
+  DENIED ``invalid credentials``;
+- a missing object is NOT_FOUND (its code as the reason); throttling is an ERROR (throttled);
+- ``DryRunOperation`` is ALLOWED with nothing changed, and so is a refusal AWS makes only after the caller's
+  policies allowed the request (a precondition that failed, a name already taken, IAM's per-user key quota,
+  an entity still in use): the decision asked about was made, and the reason says nothing changed.
 
 A reply whose body botocore could not read (a load balancer's HTML 502, a proxy's JSON 503, an empty 429, a
 WAF's HTML 403) carries only its HTTP status. What botocore makes of it depends on the protocol:
@@ -53,6 +61,9 @@ from parityprobe.probe import Failure
 ACCESS_DENIED = "AccessDenied"
 INVALID_CREDENTIALS = "invalid credentials"
 UNREADABLE_REPLY = "unreadable reply"
+EXPLICIT_DENY = "AccessDenied: explicit deny"
+DRY_RUN_PASSED = "authorized; nothing changed (DryRun)"
+REFUSED_BY_STATE = "authorized; nothing changed, refused by the target's state"
 
 # Codes only: a bare HTTP status ("403", "404") is the status of a reply whose body said nothing.
 _DENIED = frozenset(
@@ -110,12 +121,31 @@ _THROTTLED = frozenset(
     }
 )
 
+# The request was authorized and nothing changed: EC2's (and others') answer to ``DryRun``.
+_DRY_RUN_PASSED = frozenset({"DryRunOperation"})
+# Authorized, then refused by the target's state (AWS evaluates the caller's policies first): a precondition
+# that did not hold, a name already taken, a per-entity quota (IAM's two access keys), an entity still in use.
+# Quotas only: ``LimitExceededException`` is a rate limit in some services and stays a target error.
+_REFUSED_BY_STATE = frozenset(
+    {
+        "PreconditionFailed",
+        "EntityAlreadyExists",
+        "LimitExceeded",
+        "DeleteConflict",
+        "ResourceExistsException",
+        "BucketAlreadyOwnedByYou",
+        "ConditionalCheckFailedException",
+    }
+)
+
 # The table, in order: the first set holding the error code decides.
 _BY_CODE: tuple[tuple[frozenset[str], Callable[[str], Failure]], ...] = (
     (_DENIED, lambda _: Failure(Outcome.DENIED, ACCESS_DENIED)),
     (_INVALID_CREDENTIALS, lambda _: Failure(Outcome.DENIED, INVALID_CREDENTIALS)),
     (_NOT_FOUND, lambda code: Failure(Outcome.NOT_FOUND, code)),
     (_THROTTLED, lambda code: Failure.error(ErrorKind.THROTTLED, code)),
+    (_DRY_RUN_PASSED, lambda _: Failure(Outcome.ALLOWED, DRY_RUN_PASSED)),
+    (_REFUSED_BY_STATE, lambda code: Failure(Outcome.ALLOWED, f"{REFUSED_BY_STATE}: {code}")),
 )
 # Then by status alone: 429 asks the caller to slow down, whoever sent it; anything else is a target error.
 _THROTTLED_STATUS = 429
@@ -223,8 +253,16 @@ def error_code(exc: ClientError) -> str:
     return code if _PLAIN_CODE.fullmatch(code) else "UnrecognisedErrorCode"
 
 
+def _explicit_deny(exc: ClientError) -> bool:
+    # AWS says "with an explicit deny in a(n) <kind> policy"; "no ... policy allows" is the implicit deny.
+    # Only this fixed phrase is looked for: the message itself (it names the caller and action) is not kept.
+    return "explicit deny" in str(exc.response.get("Error", {}).get("Message") or "").lower()
+
+
 def _client_failure(exc: ClientError) -> Failure:
     code = error_code(exc)
+    if code in _DENIED and _explicit_deny(exc):
+        return Failure(Outcome.DENIED, EXPLICIT_DENY)
     for codes, failure in _BY_CODE:
         if code in codes:
             return failure(code)

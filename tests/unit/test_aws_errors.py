@@ -16,6 +16,9 @@ from botocore.session import Session as BotocoreSession
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import Failure
 from parityprobe.probes.aws.errors import (
+    DRY_RUN_PASSED,
+    EXPLICIT_DENY,
+    REFUSED_BY_STATE,
     UNREADABLE_REPLY,
     AwsSetupError,
     StatusFallbackParsers,
@@ -150,6 +153,11 @@ def _client_error(code: str | None, status: int, message: str = "m") -> ClientEr
 
 
 DENIED, NOT_FOUND, ERROR = Outcome.DENIED, Outcome.NOT_FOUND, Outcome.ERROR
+ALLOWED = Outcome.ALLOWED
+AWS_EXPLICIT_DENY = (
+    "User: arn:aws:iam::123456789012:user/wl is not authorized to perform: iam:CreateAccessKey on resource: "
+    "user victim with an explicit deny in an identity-based policy"
+)
 CLIENT_CASES: list[tuple[str | None, int, str, Outcome, ErrorKind | None, str]] = [
     # code, status, message, outcome, error kind, reason
     ("AccessDenied", 403, "m", DENIED, None, "AccessDenied"),
@@ -157,6 +165,38 @@ CLIENT_CASES: list[tuple[str | None, int, str, Outcome, ErrorKind | None, str]] 
     ("UnauthorizedOperation", 403, "m", DENIED, None, "AccessDenied"),
     ("AuthorizationError", 403, "m", DENIED, None, "AccessDenied"),
     ("403", 403, MOTO_403_BODY, DENIED, None, "AccessDenied"),  # moto, JSON-protocol service
+    ("AccessDenied", 403, AWS_EXPLICIT_DENY, DENIED, None, EXPLICIT_DENY),
+    ("AccessDeniedException", 400, AWS_EXPLICIT_DENY.upper(), DENIED, None, EXPLICIT_DENY),
+    (
+        "403",
+        403,
+        MOTO_403_BODY.replace("secretsmanager:GetSecretValue", "x with an explicit deny"),
+        DENIED,
+        None,
+        EXPLICIT_DENY,
+    ),
+    # The implicit deny: no policy allows it.
+    (
+        "AccessDenied",
+        403,
+        "... because no identity-based policy allows the action",
+        DENIED,
+        None,
+        "AccessDenied",
+    ),
+    # "explicit deny" in a body that is no decision is still no decision.
+    ("403", 403, "<html>explicit deny</html>", ERROR, ErrorKind.TARGET_ERROR, "403"),
+    # Authorized, nothing changed: the dry run passed, or the target's state refused after authorization.
+    ("DryRunOperation", 412, "m", ALLOWED, None, DRY_RUN_PASSED),
+    ("UnauthorizedOperation", 403, "m", DENIED, None, "AccessDenied"),  # the dry run's deny
+    ("PreconditionFailed", 412, "m", ALLOWED, None, f"{REFUSED_BY_STATE}: PreconditionFailed"),
+    ("EntityAlreadyExists", 409, "m", ALLOWED, None, f"{REFUSED_BY_STATE}: EntityAlreadyExists"),
+    ("LimitExceeded", 409, "m", ALLOWED, None, f"{REFUSED_BY_STATE}: LimitExceeded"),
+    ("DeleteConflict", 409, "m", ALLOWED, None, f"{REFUSED_BY_STATE}: DeleteConflict"),
+    ("ResourceExistsException", 400, "m", ALLOWED, None, f"{REFUSED_BY_STATE}: ResourceExistsException"),
+    # A rate limit in some services (API Gateway, Kinesis): never read as authorized.
+    ("LimitExceededException", 400, "m", ERROR, ErrorKind.TARGET_ERROR, "LimitExceededException"),
+    ("LimitExceededException", 429, "m", ERROR, ErrorKind.THROTTLED, "LimitExceededException"),
     # A bare 403 says nothing about who refused (a WAF, a proxy): never a guessed deny.
     ("403", 403, "Forbidden", ERROR, ErrorKind.TARGET_ERROR, "403"),  # REST-XML generic, S3 HEAD
     ("403", 403, "<html><body>Blocked by WAF</body></html>", ERROR, ErrorKind.TARGET_ERROR, "403"),  # JSON
@@ -246,6 +286,8 @@ OPERATIONS = [
     ("sts", "GetCallerIdentity", "query"),
     ("secretsmanager", "GetSecretValue", "json"),
     ("s3", "GetObject", "rest-xml"),
+    ("iam", "CreateAccessKey", "query"),
+    ("ec2", "DescribeInstances", "ec2"),
 ]
 
 
@@ -256,7 +298,9 @@ def _parse(service: str, operation: str, status: int, body: bytes) -> Any:
     return parser.parse(response, model.operation_model(operation).output_shape)
 
 
-@pytest.mark.parametrize(("service", "operation", "protocol"), OPERATIONS, ids=[op[2] for op in OPERATIONS])
+@pytest.mark.parametrize(
+    ("service", "operation", "protocol"), OPERATIONS, ids=[f"{op[2]}-{op[0]}" for op in OPERATIONS]
+)
 @pytest.mark.parametrize(
     ("status", "body"),
     [(503, b'{"message": "RoleArn=arn:aws:iam::1:role/x"}'), (429, b""), (500, b"Internal Server Error")],
@@ -283,3 +327,9 @@ def test_a_success_reply_of_the_wrong_shape_is_unreadable() -> None:
         _parse("sts", "GetCallerIdentity", 200, b"<html><body>sign in</body></html>")
     with pytest.raises(bp.ResponseParserError):
         _parse("sts", "GetCallerIdentity", 200, b"not xml at all")
+
+
+def test_the_explicit_deny_reason_never_carries_the_message() -> None:
+    failure = translate(_client_error("AccessDenied", 403, AWS_EXPLICIT_DENY))
+    assert failure == Failure(Outcome.DENIED, EXPLICIT_DENY)
+    assert "victim" not in failure.reason and "iam:" not in failure.reason
