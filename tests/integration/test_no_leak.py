@@ -50,6 +50,9 @@ ORDINARY = {
     "role_id_file": "handed-over/role-id",
     "wrapped_secret_id_file": "handed-over/wrapped-secret-id",
     "token": "${{ steps.login.outputs.token }}",  # a required secret parameter takes the login's token
+    "service": "sts",
+    "operation": "GetCallerIdentity",
+    "user_name": "payments-app",
 }
 # Credentials the lab's AWS hands out at run time (the lab cannot list them beforehand): their shapes.
 SHAPES = {
