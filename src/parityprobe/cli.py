@@ -129,6 +129,7 @@ def probes() -> None:
         from parityprobe.registry import ProbeRegistry
 
         registry = ProbeRegistry()
+        width = max((len(name) for name in registry.names()), default=0)
         for name in registry.names():
             probe = registry.probe_class(name)
             params = ", ".join(
@@ -136,7 +137,8 @@ def probes() -> None:
                 for field, info in probe.Params.model_fields.items()
             )
             outputs = ", ".join(sorted(probe.outputs)) or "-"
-            click.echo(f"{name:24} effect={probe.effect.value:10} with: {params or '-'}; outputs: {outputs}")
+            effect = probe.effect.value
+            click.echo(f"{name:{width}} effect={effect:10} with: {params or '-'}; outputs: {outputs}")
 
 
 main.add_command(lab)
