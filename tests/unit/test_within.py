@@ -25,7 +25,7 @@ environments:
 
 
 def scenario(refusals: str, expect: str = "{outcome: allowed, within: 10s}", extra: str = "") -> str:
-    key = secrets.token_hex(4)  # Flip counts calls per key: each test starts from zero
+    key = "k" + secrets.token_hex(4)  # Flip counts calls per key: each test starts from zero (and YAML text)
     return (
         "id: w\nsteps:\n  - id: wait\n    probe: test.flip\n"
         f"    with: {{key: {key}, refusals: {refusals}}}\n    expect: {expect}\n{extra}"
