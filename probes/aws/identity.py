@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,16 +124,13 @@ class AssumeRole(AwsProbe):
         with step_client(ctx, "sts") as sts, ctx.timer:
             reply = sts.assume_role(**request)
         issued = reply["Credentials"]
-        expires = issued["Expiration"]
-        if expires.tzinfo is None:
-            # STS sends UTC; some AWS-compatible servers (moto) omit the zone, so botocore's value is naive.
-            expires = expires.replace(tzinfo=UTC)
+        expires = sts_moment(issued["Expiration"])
         ttl = round((expires - ctx.now()).total_seconds())
         return ProbeResult(
             grant=Grant(
                 identity=normalise_arn(reply["AssumedRoleUser"]["Arn"], ctx.correlation_id),
                 ttl_seconds=max(0, ttl),
-                expires_at=expires.astimezone(UTC),
+                expires_at=expires,
             ),
             outputs=MappingProxyType(
                 {
@@ -143,3 +140,9 @@ class AssumeRole(AwsProbe):
                 }
             ),
         )
+
+
+def sts_moment(moment: datetime) -> datetime:
+    """An STS timestamp as an aware UTC datetime. STS sends UTC; an AWS-compatible server that omits the
+    zone gives botocore a naive value, which is UTC too, never the machine's local time."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

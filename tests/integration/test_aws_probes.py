@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,26 @@ def test_assume_with_duration(workload_env: Environment) -> None:
     )
     assert isinstance(result, ProbeResult)
     assert result.grant.ttl_seconds is not None and 800 <= result.grant.ttl_seconds <= 900
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_assume_role_ttl_is_right_on_a_machine_in_any_time_zone(
+    workload_env: Environment, zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's STS Expiration carries no zone; read as local time it would be off by the machine's offset."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        role = f"arn:aws:iam::{ACCOUNT}:role/app-reader"
+        result = observe(
+            AssumeRole(), {"role_arn": role, "duration_seconds": 900}, context(workload_env, "zoned")
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert isinstance(result, ProbeResult)
+    assert result.grant.ttl_seconds is not None and 800 <= result.grant.ttl_seconds <= 900
+    assert result.grant.expires_at is not None and result.grant.expires_at.utcoffset() == timedelta(0)
 
 
 def test_assume_break_glass_is_denied(workload_env: Environment) -> None:

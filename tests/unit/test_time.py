@@ -7,7 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import pytest
 from parityprobe.config.environments import Environment
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import ClientCache, ProbeContext, Timer
+from parityprobe.probes.aws.identity import sts_moment
 from parityprobe.redact import Redactor
 from parityprobe.runner import Runner
 from tests.plugins import build, registry
@@ -206,3 +207,19 @@ def test_a_poll_that_runs_into_the_step_deadline_still_reports_its_own_verdict(t
         (wait,) = run.observations
         assert wait.error_kind is not ErrorKind.TIMEOUT
         assert (wait.outcome, wait.reason) == (Outcome.NOT_FOUND, "never held")
+
+
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "America/Los_Angeles", "UTC"])
+def test_an_sts_timestamp_without_a_zone_is_utc_whatever_the_machine_s_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        naive = sts_moment(datetime(2026, 11, 30, 12, 0))
+        aware = sts_moment(datetime(2026, 11, 30, 21, 0, tzinfo=timezone(timedelta(hours=9))))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert naive == datetime(2026, 11, 30, 12, 0, tzinfo=UTC) and naive.utcoffset() == timedelta(0)
+    assert aware == naive and aware.utcoffset() == timedelta(0)
