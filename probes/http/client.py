@@ -46,10 +46,7 @@ class HttpConnection:
 
 def http_settings(ctx: ProbeContext) -> HttpSettings:
     """The environment's ``http`` section; HttpSetupError when it has none."""
-    settings = ctx.environment.section(SECTION, HttpSettings)
-    if settings is None:
-        raise HttpSetupError(f"environment {ctx.environment.name!r} has no 'http' section")
-    return settings
+    return ctx.environment.require_section(SECTION, HttpSettings, HttpSetupError)
 
 
 def connection(ctx: ProbeContext) -> HttpConnection:

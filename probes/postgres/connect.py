@@ -79,10 +79,7 @@ class Connect:
 
 def postgres_settings(ctx: ProbeContext) -> PostgresSettings:
     """The environment's ``postgres`` section; PostgresSetupError when it has none."""
-    settings = ctx.environment.section(SECTION, PostgresSettings)
-    if settings is None:
-        raise PostgresSetupError(f"environment {ctx.environment.name!r} has no 'postgres' section")
-    return settings
+    return ctx.environment.require_section(SECTION, PostgresSettings, PostgresSetupError)
 
 
 def _driver() -> Any:

@@ -89,10 +89,7 @@ class VaultConnection:
 
 def vault_settings(ctx: ProbeContext) -> VaultSettings:
     """The environment's ``vault`` section; VaultSetupError when it has none."""
-    settings = ctx.environment.section(SECTION, VaultSettings)
-    if settings is None:
-        raise VaultSetupError(f"environment {ctx.environment.name!r} has no 'vault' section")
-    return settings
+    return ctx.environment.require_section(SECTION, VaultSettings, VaultSetupError)
 
 
 def connection(ctx: ProbeContext) -> VaultConnection:

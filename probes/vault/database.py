@@ -23,7 +23,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, mapping, required, step_client
-from .errors import NOT_FOUND
+from .errors import NOT_FOUND, error_messages
 
 REVOKE_PROBE = "vault.lease_revoke"
 LEASE_GONE = "lease not found"
@@ -153,18 +153,12 @@ class LeaseRevoke(VaultProbe):
         return ProbeResult()
 
 
-def _messages(exc: hv.VaultError) -> list[str]:
-    errors = getattr(exc, "errors", None)
-    parts = [str(e) for e in errors] if isinstance(errors, list) else [str(exc.args[0] if exc.args else "")]
-    return [part.strip().lower() for part in parts]
-
-
 def _unknown_role(exc: hv.InvalidRequest) -> bool:
-    return any(part.startswith(_UNKNOWN_ROLE_PREFIX) for part in _messages(exc))
+    return any(part.startswith(_UNKNOWN_ROLE_PREFIX) for part in error_messages(exc))
 
 
 def _invalid_lease(exc: hv.InvalidRequest) -> bool:
-    return _messages(exc) == [_INVALID_LEASE]
+    return error_messages(exc) == [_INVALID_LEASE]
 
 
 def _seconds(value: Any) -> int | None:

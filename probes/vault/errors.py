@@ -125,10 +125,16 @@ def known_classes() -> tuple[type[BaseException], ...]:
     return tuple(cls for cls, _ in _TABLE)
 
 
-def _credential_denial(exc: hv.InvalidRequest) -> Failure | None:
+def error_messages(exc: hv.VaultError) -> list[str]:
+    """The server's error messages in ``exc`` (its ``errors`` list, else its message), stripped and
+    lower-cased: what the plane's fixed-phrase matches read. Never put into a reason as they are."""
     errors = getattr(exc, "errors", None)
     parts = [str(e) for e in errors] if isinstance(errors, list) else [str(exc.args[0] if exc.args else "")]
-    message = " ".join(parts).lower()
+    return [part.strip().lower() for part in parts]
+
+
+def _credential_denial(exc: hv.InvalidRequest) -> Failure | None:
+    message = " ".join(error_messages(exc))
     for fragment, reason in _DENIAL_MESSAGES:
         if fragment in message:
             return Failure(Outcome.DENIED, reason)

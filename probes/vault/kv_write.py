@@ -31,6 +31,7 @@ from parityprobe.secret import Secret
 
 from .client import DryByDefault, VaultProbe, acting_token, mapping, required, step_client
 from .declared import DeclaresCapabilities
+from .errors import error_messages
 
 # KV v2 keeps versions as unsigned 64-bit integers and parses ``cas`` as a signed one (2**64 is refused as
 # "error parsing check-and-set parameter"), so the largest int64 is accepted and never reached.
@@ -113,8 +114,7 @@ class KvWrite(DryByDefault, DeclaresCapabilities, VaultProbe):
 
 def _cas_mismatch(exc: hv.InvalidRequest) -> bool:
     # Exactly the engine's refusal (one message), so that no other 400 is mistaken for an authorization.
-    errors = getattr(exc, "errors", None)
-    return isinstance(errors, list) and [str(e).strip().lower() for e in errors] == [CAS_MISMATCH]
+    return error_messages(exc) == [CAS_MISMATCH]
 
 
 def _written(reply: Any) -> ProbeResult:

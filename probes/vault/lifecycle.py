@@ -12,6 +12,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, required, step_client, string_set
+from .errors import error_messages
 
 NOT_RENEWABLE = "not renewable"
 ALREADY_GONE = "already revoked or expired"
@@ -75,9 +76,7 @@ class TokenRenew(VaultProbe):
 
 
 def _is_not_renewable(exc: hv.InvalidRequest) -> bool:
-    errors = getattr(exc, "errors", None)
-    parts = [str(e) for e in errors] if isinstance(errors, list) else [str(exc.args[0] if exc.args else "")]
-    return any(part.strip().lower() == _NOT_RENEWABLE_MESSAGE for part in parts)
+    return _NOT_RENEWABLE_MESSAGE in error_messages(exc)
 
 
 def _explicit_max_ttl(client: Any) -> int | None:

@@ -41,6 +41,7 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import VaultProbe, acting_token, required, step_client
+from .errors import error_messages
 
 CORRELATION_METADATA = "parityprobe_correlation_id"
 DESTROY = "vault.approle_secret_id_destroy"
@@ -244,9 +245,7 @@ def _destroy_secret_id(client: Any, ctx: ProbeContext, role_path: str, secret_id
 
 def gone_reason(exc: hv.VaultError) -> str | None:
     """The fixed NOT_FOUND reason when ``exc`` is the server saying the secret id or role is gone."""
-    errors = getattr(exc, "errors", None)
-    parts = [str(e) for e in errors] if isinstance(errors, list) else [str(exc.args[0] if exc.args else "")]
-    message = " ".join(parts).lower()
+    message = " ".join(error_messages(exc))
     for pattern, reason in _GONE_MESSAGES:
         if pattern.search(message):
             return reason

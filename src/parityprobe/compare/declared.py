@@ -7,8 +7,9 @@ answers from the declared capabilities (a review, a dashboard, an access request
 
 from __future__ import annotations
 
+from parityprobe.compare import severity
 from parityprobe.compare.context import StepView
-from parityprobe.model import Category, Finding, Outcome, Severity, Tier
+from parityprobe.model import Category, Finding, Outcome
 
 # Live NOT_FOUND means the target let the request through to find nothing: the action was permitted.
 _LIVE_AS_DECLARED = {Outcome.ALLOWED: Outcome.ALLOWED, Outcome.NOT_FOUND: Outcome.ALLOWED}
@@ -27,7 +28,7 @@ def disagreements(view: StepView) -> list[Finding]:
         findings.append(
             view.finding(
                 Category.DECLARED_MISMATCH,
-                _severity(wider, env.tier),
+                severity.declared_mismatch(wider, env.tier),
                 {
                     e.name: f"{o.describe()}; declared {o.declared.value if o.declared else '-'}"
                     for e, o in view.pairs()
@@ -46,10 +47,3 @@ def disagreements(view: StepView) -> list[Finding]:
             )
         )
     return findings
-
-
-def _severity(wider: bool, tier: Tier) -> Severity:
-    """Access nobody can see in the policies is worse than access that is narrower than declared."""
-    if wider:
-        return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
-    return Severity.LOW

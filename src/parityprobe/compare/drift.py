@@ -198,16 +198,12 @@ def _names(value: str) -> list[str]:
 
 
 def _grade(key: str, parent: str | None, taken: list[tuple[EnvironmentFacts, Mapping[str, str]]]) -> Severity:
-    """A rule on a path (or a whole policy) that differs: one environment allows what another refuses, graded
-    as such a decision difference is (high). An audit device or audited header production lacks: its evidence
-    is missing where it matters (high). Any other drift: medium, as a scenario's own drift."""
-    if _POLICY_PATH.match(key) or _PATH_ATTRIBUTE.match(key) or _POLICY.match(key):
-        return severity.mismatch({Outcome.ALLOWED, Outcome.DENIED})
-    if parent in (AUDIT_DEVICES, AUDITED_HEADERS) and any(
+    """The facts :func:`severity.config_drift` grades: a policy rule, or an audit piece production lacks."""
+    policy_rule = bool(_POLICY_PATH.match(key) or _PATH_ATTRIBUTE.match(key) or _POLICY.match(key))
+    missing_in_production = parent in (AUDIT_DEVICES, AUDITED_HEADERS) and any(
         env.tier is Tier.PRODUCTION and attributes.get(key) is None for env, attributes in taken
-    ):
-        return Severity.HIGH
-    return severity.DRIFT
+    )
+    return severity.config_drift(policy_rule, missing_in_production)
 
 
 def _why(key: str, parent: str | None) -> str:

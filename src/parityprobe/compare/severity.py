@@ -14,6 +14,11 @@
   never a deny.
 - An undo that failed (something a probe created may remain): ``high`` in production, ``medium`` elsewhere.
 - Environments that ran different texts of one scenario (the digests differ): ``medium``.
+- Configuration drift: a policy rule (or a whole policy) that differs, one environment allowing what another
+  refuses: ``high``, as such a decision difference is; an audit device or audited header production lacks
+  (its evidence is missing where it matters): ``high``; any other field: ``medium``.
+- A live decision that disagrees with the declared one: wider than declared (access nobody sees in the
+  policies) ``high`` in production, ``medium`` elsewhere; narrower than declared: ``low``.
 """
 
 from __future__ import annotations
@@ -50,3 +55,17 @@ def cleanup_failed(tier: Tier) -> Severity:
 
 # Runs of one scenario id whose texts differ: the comparison may pair steps that no longer mean the same.
 DRIFT = Severity.MEDIUM
+
+
+def config_drift(policy_rule: bool, missing_in_production: bool) -> Severity:
+    """Severity of a configuration field that differs (see the module docstring)."""
+    if policy_rule:
+        return mismatch({Outcome.ALLOWED, Outcome.DENIED})
+    return Severity.HIGH if missing_in_production else DRIFT
+
+
+def declared_mismatch(wider: bool, tier: Tier) -> Severity:
+    """Severity of a live decision wider (or narrower) than the target declares."""
+    if wider:
+        return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
+    return Severity.LOW

@@ -110,6 +110,14 @@ class Environment(_Input):
             raise TypeError(f"section {name!r} is a {type(value).__name__}, not a {model.__name__}")
         return value
 
+    def require_section(self, name: str, model: type[S], missing: type[Exception]) -> S:
+        """The section ``name``; ``missing`` (the plane's setup error, so its translator reads it) with a
+        message naming the environment when it has none."""
+        value = self.section(name, model)
+        if value is None:
+            raise missing(f"environment {self.name!r} has no {name!r} section")
+        return value
+
 
 CORE_FIELDS = frozenset(Environment.model_fields)
 
