@@ -334,6 +334,7 @@ class Declare:
     """A live decision and a declared one, each as told per environment (``crosscheck`` tests)."""
 
     name: ClassVar[str] = "test.declare"
+    declares: ClassVar[str] = "capabilities"
     Params: ClassVar[type[ProbeParams]] = DeclareParams
     outputs: ClassVar[frozenset[str]] = frozenset()
     secret_outputs: ClassVar[frozenset[str]] = frozenset()

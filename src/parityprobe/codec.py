@@ -88,12 +88,14 @@ def _observation(obs: Observation) -> Record:
         "waited_seconds": obs.waited_seconds,
         "attempts": obs.attempts,
         "declared": obs.declared.value if obs.declared else None,
+        "declared_reason": obs.declared_reason,
         "target": obs.target,
         "started_at": iso_utc(obs.started_at),
         "grant": _grant(obs.grant),
         # Explicit rather than str(Secret): the mask must not depend on Secret's dunder methods.
         "outputs": {name: MASK if name in secrets else v for name, v in obs.outputs.items()},
         "secret_outputs": secrets,
+        "waits": dict(sorted(obs.waits.items())),
     }
     return record
 
@@ -230,6 +232,15 @@ class _Reader:
             raise self._fail(key, "an object of strings")
         return {str(k): v for k, v in value.items()}
 
+    def numbers(self, key: str) -> dict[str, float]:
+        value = self.record.get(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "an object of numbers")
+        for name, item in value.items():
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise RecordError(f"{self.path}.{key}.{name}: expected a number")
+        return {str(k): float(v) for k, v in value.items()}
+
     def names(self, key: str) -> frozenset[str] | None:
         value = self.record.get(key)
         if value is None:
@@ -285,9 +296,12 @@ def _read_observation(r: _Reader) -> Observation:
         waited_seconds=r.opt_float("waited_seconds"),
         attempts=r.opt_int("attempts"),
         declared=None if r.record.get("declared") is None else r.enum("declared", Outcome),
+        declared_reason=r.opt_str("declared_reason"),
         target=r.opt_str("target"),
         grant=_read_grant(r.child("grant")),
         outputs=MappingProxyType(outputs),
+        # Added with named waits: a record written before them has none.
+        waits=MappingProxyType(r.numbers("waits")),
     )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from parityprobe.compare.cleanup import UNDO_PREFIX
+from parityprobe.compare.declared import skipped_note
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import PlannedScenario, PlannedStep
 from parityprobe.config.template import MissingOutput, Scope, TemplateError, render
@@ -133,7 +134,7 @@ class Execution:
             else:
                 obs = self._invoke(probe, prepared, base, timeout)
             if step.crosscheck is not None and obs.outcome.is_verdict and isinstance(probe, Declaring):
-                obs = replace(obs, declared=self._declared(probe, prepared, base, timeout))
+                obs = self._crosschecked(obs, step.crosscheck, probe, prepared, base, timeout)
             if isinstance(probe, Targeting):
                 obs = replace(obs, target=probe.target(prepared))
         self.observed[step.id] = obs
@@ -141,11 +142,24 @@ class Execution:
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
 
-    def _declared(self, probe: Declaring, params: Any, base: _ObservationFactory, timeout: float) -> Outcome:
-        """What the target declares for the step's action, asked through the same boundary (deadline,
-        translation) as the action itself; ERROR when it could not be asked."""
+    def _crosschecked(
+        self,
+        obs: Observation,
+        kind: str,
+        probe: Declaring,
+        params: Any,
+        base: _ObservationFactory,
+        timeout: float,
+    ) -> Observation:
+        """``obs`` with what the target declares for the step's action, asked through the same boundary
+        (deadline, translation) as the action itself: ALLOWED or DENIED; SKIPPED, with the probe's reason
+        noted, when the target cannot answer such a question (no policy simulator); ERROR when it could not
+        be asked."""
         check = self._invoke(_DeclaredCheck(probe), params, base, timeout)
-        return check.outcome if check.outcome in (Outcome.ALLOWED, Outcome.DENIED) else Outcome.ERROR
+        if check.outcome is Outcome.SKIPPED:
+            return replace(obs, declared=Outcome.SKIPPED, declared_reason=skipped_note(kind, check.reason))
+        declared = check.outcome if check.outcome in (Outcome.ALLOWED, Outcome.DENIED) else Outcome.ERROR
+        return replace(obs, declared=declared)
 
     def _until(
         self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float, want: Outcome, within: int
@@ -274,6 +288,7 @@ class Execution:
             latency_ms=elapsed,
             grant=result.grant,
             outputs=result.outputs,
+            waits=result.waits,
         )
 
     def _failed(
@@ -333,6 +348,7 @@ class _ObservationFactory:
         latency_ms: float | None = None,
         grant: Grant | None = None,
         outputs: Mapping[str, OutputValue] | None = None,
+        waits: Mapping[str, float] | None = None,
     ) -> Observation:
         return Observation(
             step=self.step,
@@ -347,6 +363,7 @@ class _ObservationFactory:
             latency_ms=latency_ms,
             grant=grant or Grant(),
             outputs=MappingProxyType(dict(outputs or {})),
+            waits=MappingProxyType(dict(waits or {})),
         )
 
     def error(self, kind: ErrorKind, reason: str) -> Observation:

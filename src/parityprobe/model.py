@@ -101,6 +101,7 @@ _BY_CHOICE = (NOT_ALLOWED_HERE.format(effect="privileged"), NEEDS_BREAK_GLASS)
 
 OutputValue = str | Secret
 _EMPTY: Mapping[str, OutputValue] = MappingProxyType({})
+_NO_WAITS: Mapping[str, float] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +126,15 @@ class Observation:
     # A step with ``crosscheck``: the decision the target declares for the same action (Vault's
     # capabilities-self), ERROR when it could not be asked.
     declared: Outcome | None = None
+    # Why a cross-check has no declared decision (declared SKIPPED): the target cannot answer such a question.
+    declared_reason: str | None = None
     # What the action was aimed at, as the plane names it (a Vault API path): links a decision to the
     # configuration drift that explains it.
     target: str | None = None
     outputs: Mapping[str, OutputValue] = field(default_factory=lambda: _EMPTY)
+    # Conditions the probe awaited itself (a new key working, an old one refused) and that held: name →
+    # seconds it took. Compared across environments like ``waited_seconds``.
+    waits: Mapping[str, float] = field(default_factory=lambda: _NO_WAITS)
 
     @property
     def skipped_by_choice(self) -> bool:

@@ -42,6 +42,9 @@ class ProbeResult:
     grant: Grant = field(default_factory=Grant)
     outputs: Mapping[str, OutputValue] = field(default_factory=lambda: MappingProxyType({}))
     reason: str | None = None
+    # Conditions the probe awaited itself (with :meth:`ProbeContext.poll`) and that held, by name: how many
+    # seconds each took ("new key works": 2.4). Compared across environments like a step's own wait.
+    waits: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,8 @@ class ClientCache:
 @dataclass(frozen=True, slots=True)
 class Polled(Generic[T]):
     """What :meth:`ProbeContext.poll` saw: the value (None when the condition never held), how long it
-    waited and how many times it asked."""
+    waited (until the attempt that saw the condition hold began; in all, when it never held) and how many
+    times it asked."""
 
     value: T | None
     waited_seconds: float
@@ -187,7 +191,9 @@ class ProbeContext:
         """Call ``until`` until it returns something other than None, for at most ``within`` seconds,
         waiting ``interval`` seconds (growing by ``backoff``, at most ``max_interval``) between calls.
 
-        Records how long the condition took to hold (e.g. a rotation taking effect). An attempt is started
+        Records how long the condition took to hold (e.g. a rotation taking effect): the time until the
+        attempt that saw it hold began, so 0 when it held at the first look. The answering request's own
+        latency is not counted: it varies with load, not with the change awaited. An attempt is started
         only when it can end (taking as long as the last one did) within the budget and a moment before the
         step's deadline, so the probe still returns its own verdict rather than being cut off.
         """
@@ -201,7 +207,7 @@ class ProbeContext:
             value = until()
             now = self.monotonic()
             if value is not None:
-                return Polled(value, now - start, attempts)
+                return Polled(value, before - start, attempts)
             room = stop - now - (now - before)
             if room <= 0:
                 return Polled(None, now - start, attempts)
@@ -249,11 +255,15 @@ class Targeting(Protocol):
 
 @runtime_checkable
 class Declaring(Protocol):
-    """A probe that can also ask its target what it *declares* for the step's action without performing it
-    (Vault: ``sys/capabilities-self`` on the same path), for steps with ``crosscheck: capabilities``.
+    """A probe that can also ask its target what it *declares* for the step's action without performing it,
+    for steps whose ``crosscheck`` is the probe's ``declares``: ``capabilities`` (Vault's
+    ``sys/capabilities-self`` on the same path) or ``simulator`` (IAM's policy simulator for the same action).
 
-    ``declared`` returns ALLOWED or DENIED (as a :class:`ProbeResult`) and raises like ``run``.
+    ``declared`` returns ALLOWED or DENIED (as a :class:`ProbeResult`), or SKIPPED with the reason where the
+    target cannot answer (never taken for agreement), and raises like ``run``.
     """
+
+    declares: ClassVar[str]
 
     def declared(self, params: Any, ctx: ProbeContext) -> ProbeResult: ...
 

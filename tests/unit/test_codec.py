@@ -103,6 +103,7 @@ def observations(moments: Moments, with_secrets: bool) -> st.SearchStrategy[Obse
         latency_ms=st.none() | FLOATS,
         grant=grants(moments),
         outputs=outputs(with_secrets),
+        waits=st.dictionaries(NAMES, FLOATS, max_size=2),
     )
 
 
@@ -314,7 +315,10 @@ MAY_BE_MISSING = frozenset(
         "waited_seconds",
         "attempts",
         "declared",
+        "declared_reason",
         "target",
+        # Added with named waits.
+        "waits",
         "min",
         "max",
         "step",
@@ -414,7 +418,7 @@ def _run_scenario(cls: type, path: Path) -> bool:
     return (cls is Run and len(path) == 1) or (len(path) >= 3 and path[-3] == "runs")
 
 
-_MAPS = frozenset({"outputs", "secret_outputs", "vars", "environments", "attributes"})
+_MAPS = frozenset({"outputs", "secret_outputs", "vars", "environments", "attributes", "waits"})
 
 
 def _inside_map(path: Path) -> bool:
@@ -465,12 +469,28 @@ def valid_observation() -> dict[str, Any]:
         ({"outputs": {"value": 3}}, "Observation.outputs: expected an object of strings"),
         ({"outputs": []}, "Observation.outputs: expected an object of strings"),
         ({"secret_outputs": 0}, "Observation.secret_outputs: expected an object of strings"),
+        ({"waits": []}, "Observation.waits: expected an object of numbers"),
+        ({"waits": {"new key works": "2s"}}, "Observation.waits.new key works: expected a number"),
+        ({"waits": {"new key works": True}}, "Observation.waits.new key works: expected a number"),
     ],
 )
 def test_examples_of_malformed_observations(change: dict[str, Any], message: str) -> None:
     with pytest.raises(RecordError) as exc:
         from_record(Observation, {**valid_observation(), **change})
     assert str(exc.value).startswith(message)
+
+
+def test_named_waits_round_trip_and_a_record_without_them_reads_as_none() -> None:
+    obs = dataclasses.replace(
+        from_record(Observation, valid_observation()), waits={"old key refused": 4.1, "new key works": 0.25}
+    )
+    record = to_record(obs)
+    waits = {"new key works": 0.25, "old key refused": 4.1}
+    assert record["waits"] == waits
+    assert from_record(Observation, through_json(record)).waits == waits
+    older = valid_observation()
+    del older["waits"]  # written before named waits existed
+    assert from_record(Observation, older).waits == {}
 
 
 def test_a_missing_key_and_a_record_that_is_not_an_object_are_named() -> None:

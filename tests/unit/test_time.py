@@ -223,3 +223,24 @@ def test_an_sts_timestamp_without_a_zone_is_utc_whatever_the_machine_s_zone(
         time.tzset()
     assert naive == datetime(2026, 11, 30, 12, 0, tzinfo=UTC) and naive.utcoffset() == timedelta(0)
     assert aware == naive and aware.utcoffset() == timedelta(0)
+
+
+def test_a_wait_counts_until_the_seeing_attempt_began_not_its_latency(env: Environment) -> None:
+    """A condition that held at the first look took 0s, however slow that request was: the latency varies
+    with load, not with the change awaited; a later hold counts the attempts and pauses before it."""
+    fake = FakeTime()
+
+    def slow(attempt: int) -> Callable[[], str | None]:
+        check = holds_on(attempt)
+
+        def ask() -> str | None:
+            fake.now += 2.0  # every request takes 2s
+            return check()
+
+        return ask
+
+    ctx = context(env, sleep=fake.sleep, monotonic=fake.monotonic)
+    at_once = ctx.poll(slow(1), within=30)
+    assert at_once.attempts == 1 and at_once.waited_seconds == 0
+    polled = ctx.poll(slow(2), within=30, interval=0.2)
+    assert polled.attempts == 2 and polled.waited_seconds == pytest.approx(2.0 + 0.2)

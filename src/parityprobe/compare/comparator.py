@@ -44,4 +44,5 @@ def step_findings(view: StepView) -> list[Finding]:
         *differences,
         *timing.wait_mismatch(view),
         *declared.disagreements(view),
+        *declared.unanswered(view),
     ]

@@ -19,6 +19,8 @@
   (its evidence is missing where it matters): ``high``; any other field: ``medium``.
 - A live decision that disagrees with the declared one: wider than declared (access nobody sees in the
   policies) ``high`` in production, ``medium`` elsewhere; narrower than declared: ``low``.
+- A cross-check the target could not answer (no policy simulator there; an inconclusive finding): ``low`` —
+  the live decision was judged, only its comparison with the declared one is missing; never agreement.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ def config_drift(policy_rule: bool, missing_in_production: bool) -> Severity:
     if policy_rule:
         return mismatch({Outcome.ALLOWED, Outcome.DENIED})
     return Severity.HIGH if missing_in_production else DRIFT
+
+
+# A cross-check the target could not answer: the step's own decision was judged, its declared twin was not.
+CROSSCHECK_SKIPPED = Severity.LOW
 
 
 def declared_mismatch(wider: bool, tier: Tier) -> Severity:

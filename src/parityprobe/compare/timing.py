@@ -1,4 +1,5 @@
-"""Rules on time: how long environments took to reach a step's expected outcome (``expect.within``).
+"""Rules on time: how long environments took to reach a step's expected outcome (``expect.within``), and
+to see the conditions a probe awaited itself (its named waits, :attr:`~parityprobe.model.Observation.waits`).
 
 The wait itself is judged by the outcome rules (a step that never reached its outcome in time has the
 wrong one); here environments that all reached it are compared, like a grant's durations: a rotation or a
@@ -22,23 +23,32 @@ def took(seconds: float) -> str:
     return f"took {seconds:.1f}s"
 
 
+def _span(low: float, high: float) -> str:
+    """``took 0.2s to 4.1s``."""
+    return f"{took(low)} to {high:.1f}s"
+
+
 def wait_mismatch(view: StepView) -> list[Finding]:
-    """One finding when environments took noticeably different times to reach the expected outcome."""
+    """Findings when environments took noticeably different times to reach the expected outcome, or to see
+    a condition the probe awaited itself (a named wait: "new key works"), one per wait that differs."""
+    findings = _step_wait(view)
+    names = sorted({name for obs in view.observations for name in obs.waits})
+    for name in names:
+        finding = _named_wait(view, name)
+        if finding is not None:
+            findings.append(finding)
+    return findings
+
+
+def _step_wait(view: StepView) -> list[Finding]:
     step = view.step
     if step.expect_within is None:
         return []
     waits = {env.name: obs.waited_seconds for env, obs in view.pairs()}
-    measured = [w for w in waits.values() if w is not None]
-    if len(measured) < 2 or len(measured) < len(waits):
-        return []  # an environment that never got there is an outcome finding already
-    low, high = min(measured), max(measured)
-    allowed = (
-        float(step.within_tolerance)
-        if step.within_tolerance is not None
-        else max(DEFAULT_TOLERANCE_SECONDS, high * DEFAULT_TOLERANCE_RATIO)
-    )
-    if high - low <= allowed:
+    spread = _beyond_tolerance(view, waits)
+    if spread is None:
         return []
+    low, high = spread
     values = {name: took(w) for name, w in waits.items() if w is not None}
     return [
         view.finding(
@@ -46,9 +56,47 @@ def wait_mismatch(view: StepView) -> list[Finding]:
             severity.GRANT,
             values,
             f"{step.probe}: the time to reach {step.expect_outcome.value if step.expect_outcome else 'it'} "
-            f"differs ({took(low)} to {took(high)})",
-            "A rotation or revocation that takes effect at different speeds leaves a window (an old "
-            "credential still working, a new one not yet) in one environment that tests of the other miss.",
+            f"differs ({_span(low, high)})",
+            _EXPLANATION,
             field="within",
         )
     ]
+
+
+def _named_wait(view: StepView, name: str) -> Finding | None:
+    waits = {env.name: obs.waits.get(name) for env, obs in view.pairs()}
+    spread = _beyond_tolerance(view, waits)
+    if spread is None:
+        return None
+    low, high = spread
+    values = {env: took(w) for env, w in waits.items() if w is not None}
+    return view.finding(
+        Category.GRANT_MISMATCH,
+        severity.GRANT,
+        values,
+        f"{view.step.probe}: the time until the {name} differs ({_span(low, high)})",
+        _EXPLANATION,
+        field=f"within {name}",
+    )
+
+
+def _beyond_tolerance(view: StepView, waits: dict[str, float | None]) -> tuple[float, float] | None:
+    """The shortest and longest wait, when every environment has one and they differ beyond the step's
+    ``tolerance.within`` (default: 1 s or 20 % of the longest, whichever is more); else None."""
+    measured = [w for w in waits.values() if w is not None]
+    if len(measured) < 2 or len(measured) < len(waits):
+        return None  # an environment that never got there is an outcome (or grant) finding already
+    low, high = min(measured), max(measured)
+    tolerance = view.step.within_tolerance
+    allowed = (
+        float(tolerance)
+        if tolerance is not None
+        else max(DEFAULT_TOLERANCE_SECONDS, high * DEFAULT_TOLERANCE_RATIO)
+    )
+    return None if high - low <= allowed else (low, high)
+
+
+_EXPLANATION = (
+    "A rotation or revocation that takes effect at different speeds leaves a window (an old credential still "
+    "working, a new one not yet) in one environment that tests of the other miss."
+)

@@ -157,16 +157,23 @@ class _ScenarioChecker:
                 f"within repeats the step until its outcome holds; a step with effect {effect.value} "
                 "must not be repeated (wait with a read step after it)",
             )
-        if step.crosscheck is not None and not callable(getattr(probe, "declared", None)):
-            self.add(
-                (*path, "crosscheck"),
-                f"probe {step.probe} cannot crosscheck {step.crosscheck}: it does not say what the target "
-                "declares for its action",
-            )
+        if step.crosscheck is not None:
+            self._crosscheck(step, probe, path)
         self._plane(step, probe, path)
         # Registered after binding: a step may only reference the steps before it.
         self.done.setdefault(step.id, probe)
         return PlannedStep(step, probe, effect)
+
+    def _crosscheck(self, step: Step, probe: type[Probe], path: Loc) -> None:
+        """The probe must answer the step's kind of cross-check (its ``declares``, see ``Declaring``)."""
+        declares = getattr(probe, "declares", None)
+        if not callable(getattr(probe, "declared", None)) or declares is None:
+            why = "it does not say what the target declares for its action"
+        elif declares != step.crosscheck:
+            why = f"it answers crosscheck: {declares}"
+        else:
+            return
+        self.add((*path, "crosscheck"), f"probe {step.probe} cannot crosscheck {step.crosscheck}: {why}")
 
     def _bind(self, step: Step, probe: type[Probe], path: Loc) -> None:
         fields = probe.Params.model_fields

@@ -175,9 +175,9 @@ class Step(_Input):
     timeout: Duration | None = None
     description: str = ""
     tolerance: Tolerance = Field(default_factory=Tolerance)
-    # Also ask the target what it declares for this action (Vault: sys/capabilities-self on the same path)
-    # and report a live decision that disagrees.
-    crosscheck: Literal["capabilities"] | None = None
+    # Also ask the target what it declares for this action (Vault: sys/capabilities-self on the same path;
+    # AWS: IAM's policy simulator for the same action) and report a live decision that disagrees.
+    crosscheck: Literal["capabilities", "simulator"] | None = None
 
 
 class Scenario(_Input):

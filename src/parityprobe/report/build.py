@@ -54,6 +54,7 @@ def cell(obs: Observation | None, environment: str) -> Cell:
         latency_ms=obs.latency_ms,
         grant=tuple(obs.grant.lines()),
         waited=_waited(obs),
+        waits=tuple(f"{name}: {took(seconds)}" for name, seconds in sorted(obs.waits.items())),
         declared=f"declared {obs.declared.value}" if obs.declared is not None else None,
         # Only errors need the SDK's words to be diagnosed; a decision's normalised reason says enough.
         error_detail=obs.detail if obs.detail and obs.outcome is Outcome.ERROR else None,

@@ -3,7 +3,8 @@
 This format is a public contract. Within ``parityprobe.report/v2`` keys are only ever added, never
 renamed, removed or retyped; anything else gets a new schema name. (v2 replaced v1 when grants became
 typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.
-Added since: a step's wait and cross-check, an observation's target, the ``declared_mismatch`` category.)
+Added since: a step's wait and cross-check, an observation's target and named waits, the
+``declared_mismatch`` category.)
 Findings and runs are the codec's records (:mod:`parityprobe.codec`), so a report can be read back and
 compared again; the summary and the exit code are the report view's (:mod:`parityprobe.report.view`), the
 same the terminal shows. :data:`~parityprobe.report.json_schema.REPORT_SCHEMA` describes the document as a
@@ -44,13 +45,15 @@ Document shape (keys appear in this order; ``indent=2``)::
             "error_kind": "timeout" | null, "reason": str | null, "detail": str | null,
             "latency_ms": 12.5 | null,
             "waited_seconds": 0.4 | null, "attempts": 3 | null,   # a step that waited (expect.within)
-            "declared": "allowed" | "denied" | "error" | null,     # a step with crosscheck
+            "declared": "allowed" | "denied" | "skipped" | "error" | null,  # a step with crosscheck
+            "declared_reason": str | null,                         # why skipped (no policy simulator)
             "target": "secret/data/payments/db" | null,            # what the action was aimed at
             "started_at": "...",
             "grant": {"ttl_seconds": 3600, "policies": [...], "identity": "...", "renewable": true,
                       "version": 3, "stages": [...], ...},  # only the fields the probe filled
             "outputs": {"token": "***", "arn": "..."},      # secret outputs are always "***"
-            "secret_outputs": {"token": "vault token"}}      # which outputs are secrets, and their kind
+            "secret_outputs": {"token": "vault token"},      # which outputs are secrets, and their kind
+            "waits": {"new key works": 0.2}}                 # conditions the probe awaited: name -> seconds
          ],
          "cleanup": [ ...observations, same shape... ]}
       ]

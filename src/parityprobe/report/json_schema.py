@@ -61,11 +61,13 @@ _OBSERVATION_SCHEMA = _object(
         "waited_seconds": {"type": _nullable("number")},
         "attempts": {"type": _nullable("integer")},
         "declared": {"type": _nullable("string"), "enum": [*(o.value for o in Outcome), None]},
+        "declared_reason": {"type": _nullable("string")},
         "target": {"type": _nullable("string")},
         "started_at": _TIMESTAMP,
         "grant": _GRANT_SCHEMA,
         "outputs": {"type": "object", "additionalProperties": _STR},
         "secret_outputs": {"type": "object", "additionalProperties": _STR},
+        "waits": {"type": "object", "additionalProperties": {"type": "number"}},
     }
 )
 

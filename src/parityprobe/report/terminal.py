@@ -143,7 +143,7 @@ def _cell(cell: Cell, red: _Redact) -> Text:
     text = Text(red(cell.decision), _OUTCOME_STYLE[cell.outcome])
     if cell.latency is not None:
         text.append("\n" + red(cell.latency), "dim")
-    for note in (cell.waited, cell.declared):
+    for note in (cell.waited, *cell.waits, cell.declared):
         if note is not None:
             text.append("\n" + red(note), "dim")
     for line in cell.grant:

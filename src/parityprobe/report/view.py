@@ -38,6 +38,7 @@ class Cell:
     latency_ms: float | None = None
     grant: tuple[str, ...] = ()  # Grant.lines(): ``ttl 1h``, ``policies a, b``
     waited: str | None = None  # ``took 1.2s (4 attempts)``: a step that waited for its outcome
+    waits: tuple[str, ...] = ()  # ``new key works: took 0.2s``: conditions the probe awaited itself
     declared: str | None = None  # ``declared allowed``: a step with a cross-check
     error_detail: str | None = None  # the SDK's words, for errors only
 
