@@ -42,6 +42,12 @@ Measured against moto 5.2.5 in server mode with IAM enforcement (as the lab runs
 
 Grant: nothing, except for the operations that name the caller (``sts:GetCallerIdentity``,
 ``sts:AssumeRole``): ``identity``, normalised as ``aws.caller_identity`` does.
+``crosscheck: simulator`` asks IAM's policy simulator for ``<prefix>:<Operation>`` (the prefix from botocore's
+model: its signing name, else its endpoint prefix; the few operations IAM names otherwise, such as S3's
+``ListObjectsV2`` = ``s3:ListBucket``, are in :mod:`.simulator`) on ``resource`` when the step gives it, else
+on the resource the parameters name (an IAM user, role, group or instance profile, an S3 bucket or object, a
+secret given by ARN), else on every resource (``*``).
+
 Outputs: ``status`` (the HTTP status, as text), ``arn`` and ``id`` (a known non-secret field of the reply for
 the operations listed in :data:`KNOWN_FIELDS`, else empty). Nothing else of the reply is ever an output: it
 can hold credentials (``CreateAccessKey``, ``AssumeRole``, ``GetSecretValue``).
@@ -68,13 +74,18 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 
 from . import errors
 from .client import AwsProbe, step_client
+from .declared import DeclaresSimulated
 from .identity import normalise_arn
+from .simulator import RANDOM, Question, iam_action, iam_entity_arn, iam_prefix, s3_arn
 
 _READ_OPERATION = re.compile(r"^(Get|List|Describe|Head)[A-Z]")
 DRY_RUN = "DryRun"
 ABSENT_PREFIX = "pp-absent-"
 # IAM parameters naming an existing entity the operation acts on.
 _IAM_TARGETS = ("UserName", "RoleName", "GroupName", "InstanceProfileName")
+_IAM_KINDS: Mapping[str, str] = MappingProxyType(
+    {"UserName": "user", "RoleName": "role", "GroupName": "group", "InstanceProfileName": "instance-profile"}
+)
 _S3_PRECONDITION = "IfMatch"
 # Codes that prove, for an absent target, that the request was authorized and changed nothing.
 _ABSENT_PROOF: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -124,12 +135,14 @@ def _input_members(model: ServiceModel, operation: str) -> frozenset[str]:
 
 
 class AwsCallParams(ProbeParams):
-    """``service``, ``operation`` (the API name), ``params`` (its input), and ``probe_target: absent``."""
+    """``service``, ``operation`` (the API name), ``params`` (its input), and ``probe_target: absent``;
+    ``resource``: the ARN ``crosscheck: simulator`` asks about (nothing else uses it)."""
 
     service: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     operation: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$")
     params: dict[str, JsonValue] = Field(default_factory=dict)
     probe_target: Literal["absent"] | None = None
+    resource: str | None = Field(default=None, pattern=r"^arn:[^:]+:[^:]+:[^:]*:[^:]*:.+$")
 
     @model_validator(mode="after")
     def _known(self) -> AwsCallParams:
@@ -182,6 +195,24 @@ def _field(reply: Mapping[str, Any], path: tuple[str, ...]) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _named_resource(params: AwsCallParams) -> str | None:
+    """The ARN of what the parameters name, as far as they alone say it; None when they do not."""
+    values = params.params
+    if params.service == "iam":
+        members = _input_members(service_model("iam"), params.operation)
+        for name in _IAM_TARGETS:
+            if name in members and (name in values or params.probe_target == "absent"):
+                entity = ABSENT_PREFIX + RANDOM if params.probe_target == "absent" else values[name]
+                return iam_entity_arn(_IAM_KINDS[name], str(entity))
+    if params.service == "s3" and isinstance(values.get("Bucket"), str):
+        key = values.get("Key")
+        return s3_arn(str(values["Bucket"]), key if isinstance(key, str) else None)
+    secret = values.get("SecretId")
+    if params.service == "secretsmanager" and isinstance(secret, str) and secret.startswith("arn:"):
+        return secret
+    return None
+
+
 def _close_streams(reply: Mapping[str, Any]) -> None:
     # A streaming body (S3 GetObject) holds its connection until closed; it is never read.
     for value in reply.values():
@@ -190,7 +221,7 @@ def _close_streams(reply: Mapping[str, Any]) -> None:
             closer()
 
 
-class AwsCall(AwsProbe):
+class AwsCall(DeclaresSimulated, AwsProbe):
     """One call of ``operation`` of ``service`` with ``params``; see the module docstring for the outcomes.
 
     ALLOWED: the call succeeded (reason set when it changed something it was asked not to), or a
@@ -208,6 +239,13 @@ class AwsCall(AwsProbe):
         """``read`` for Get/List/Describe/Head operations, ``DryRun: true`` and ``probe_target: absent``;
         ``write`` otherwise (a templated operation may be anything)."""
         return _effect(with_.get("operation"), with_.get("params"), with_.get("probe_target"))
+
+    def question(self, params: AwsCallParams) -> Question:
+        """The operation's IAM action, on ``resource`` or the resource the parameters name (see the module
+        docstring)."""
+        prefix = iam_prefix(service_model(params.service).metadata)
+        action = iam_action(prefix, params.service, params.operation)
+        return Question(action, params.resource or _named_resource(params))
 
     def run(self, params: AwsCallParams, ctx: ProbeContext) -> ProbeResult:
         writes = _effect(params.operation, params.params, params.probe_target) is Effect.WRITE

@@ -12,9 +12,10 @@ variable for the duration of the step's calls, and every request reads it where 
   on its worker thread, instead of waiting for botocore's own timeout.
 
 Steps on different worker threads never see each other's values, and a request made outside
-:func:`step_client` is refused. Every client makes exactly one attempt per call (throttling is observed, not
-retried away), and an error reply whose body botocore cannot parse (a proxy's page) becomes an error with the
-HTTP status as its code, as botocore already does for HTML 5xx pages (see :mod:`.errors`).
+:func:`step_client` (or :func:`key_sts_client`, :func:`unsigned_sts_client`) is refused. Every client makes
+exactly one attempt per call (throttling is observed, not retried away), and an error reply whose body
+botocore cannot parse (a proxy's page) becomes an error with the HTTP status as its code, as botocore already
+does for HTML 5xx pages (see :mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, cast, overload
 
 import boto3
 import botocore
+from botocore import UNSIGNED
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
@@ -40,11 +43,19 @@ from botocore.session import Session as BotocoreSession
 from urllib3 import Timeout
 
 from parityprobe import __version__
+from parityprobe.config.secretref import SecretRef
 from parityprobe.model import Effect, Outcome
 from parityprobe.probe import Failure, ProbeContext
+from parityprobe.secret import Secret
 
 from . import errors
-from .settings import AwsAssumeRoleCredentials, AwsProfileCredentials, AwsSettings, AwsStaticCredentials
+from .settings import (
+    AwsAssumeRoleCredentials,
+    AwsProfileCredentials,
+    AwsSettings,
+    AwsStaticCredentials,
+    AwsWebIdentityCredentials,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -58,6 +69,8 @@ Service = Literal["sts", "s3", "secretsmanager"]
 # compare across environments.
 ENVIRONMENT_SESSION_NAME = "parityprobe"
 SESSION_KEY = "aws:session"
+AUDITOR_SESSION_KEY = "aws:auditor-session"  # the config_credentials' session, for aws.config
+UNSIGNED_STS_KEY = "aws:unsigned:sts"
 SECTION = "aws"
 _CID_SUFFIX = re.compile(rb" pp-cid/\S*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,@-]")
@@ -167,9 +180,14 @@ def client_config(settings: AwsSettings) -> Config:
     )
 
 
-def _new_client(session: boto3.Session, service: str, settings: AwsSettings) -> Any:
+def _new_client(
+    session: boto3.Session, service: str, settings: AwsSettings, *, unsigned: bool = False
+) -> Any:
+    config = client_config(settings)
+    if unsigned:
+        config = config.merge(Config(signature_version=UNSIGNED))
     made: BaseClient = session.client(  # type: ignore[call-overload]
-        service, config=client_config(settings), endpoint_url=settings.endpoint_url
+        service, config=config, endpoint_url=settings.endpoint_url
     )
     made.meta.events.register(
         f"before-send.{made.meta.service_model.service_id.hyphenize()}", _tag_user_agent
@@ -208,13 +226,82 @@ def _base_session(credentials: AwsCredentials, region: str) -> boto3.Session:
     return boto3.Session(botocore_session=core, region_name=region)
 
 
+def read_token_file(path: str, label: str = "web identity token") -> Secret:
+    """A token handed over as a file (a projected service-account token), read now, relative to the working
+    directory, with the limits of a ``{file: ...}`` secret reference (a regular file, at most 64 KiB of
+    UTF-8, stripped, not empty). A file that cannot be one is an :class:`~.errors.AwsSetupError` naming it,
+    never its content."""
+    try:
+        return SecretRef(file=path).resolve(Path.cwd(), label)
+    except ValueError as exc:
+        raise errors.AwsSetupError(f"{label}: {exc}") from None
+
+
+def _unsigned_sts(settings: AwsSettings) -> STSClient:
+    """An STS client that signs nothing: AssumeRoleWithWebIdentity's caller proves itself with its token."""
+    session = boto3.Session(botocore_session=_botocore_session(), region_name=settings.region)
+    made: STSClient = _new_client(session, "sts", settings, unsigned=True)
+    return made
+
+
+def _issued(credentials: Any) -> dict[str, str]:
+    """STS ``Credentials`` as botocore's refreshable credentials take them."""
+    return {
+        "access_key": credentials["AccessKeyId"],
+        "secret_key": credentials["SecretAccessKey"],
+        "token": credentials["SessionToken"],
+        "expiry_time": credentials["Expiration"].isoformat(),
+    }
+
+
+def _raise_refused(role: str, exc: ClientError) -> NoReturn:
+    """Raise what the environment role's refusal means: the target's fault stays the botocore error; a
+    decided refusal of the environment's own identity leaves no verdict on the step possible (harness)."""
+    failure = errors.translate(exc)
+    if failure is not None and failure.outcome is Outcome.ERROR:
+        raise exc  # the target failed or throttled: classified as any step's call would be
+    raise errors.AwsSetupError(f"environment role {role}: {errors.error_code(exc)}") from exc
+
+
+def _refreshing(settings: AwsSettings, fetch: Callable[[], dict[str, str]]) -> boto3.Session:
+    # Fetched now, outside the step's timer; botocore refreshes them before they expire.
+    refreshable = RefreshableCredentials.create_from_metadata(fetch(), fetch, _Fixed.METHOD)
+    core = _botocore_session()
+    core.register_component("credential_provider", CredentialResolver([_Fixed(refreshable)]))
+    return boto3.Session(botocore_session=core, region_name=settings.region)
+
+
+def web_identity_fetcher(settings: AwsSettings, sts: STSClient) -> Callable[[], dict[str, str]]:
+    """The fetch of the environment's ``web_identity`` credentials: read the token file (again at every
+    refresh: platforms rotate it), then AssumeRoleWithWebIdentity with it."""
+    credentials = settings.credentials
+    if not isinstance(credentials, AwsWebIdentityCredentials):
+        raise TypeError("web_identity_fetcher needs web_identity credentials")
+    role, token_file = credentials.role_arn, credentials.token_file
+
+    def fetch() -> dict[str, str]:
+        token = read_token_file(token_file)
+        try:
+            reply = sts.assume_role_with_web_identity(
+                RoleArn=role, RoleSessionName=ENVIRONMENT_SESSION_NAME, WebIdentityToken=token.reveal()
+            )
+        except ClientError as exc:
+            _raise_refused(role, exc)
+        return _issued(reply["Credentials"])
+
+    return fetch
+
+
 def build_session(settings: AwsSettings) -> boto3.Session:
-    """The environment's session: default chain, profile, static keys, or a role assumed from one of them.
+    """The environment's session: default chain, profile, static keys, or a role assumed from one of them
+    or with a web identity token file.
 
     Call it inside :func:`step_client`: the assume_role requests (now, and each refresh, made during
     whichever step needs fresh credentials) are bounded and tagged like the step's own.
     """
     credentials = settings.credentials
+    if isinstance(credentials, AwsWebIdentityCredentials):
+        return _refreshing(settings, web_identity_fetcher(settings, _unsigned_sts(settings)))
     if not isinstance(credentials, AwsAssumeRoleCredentials):
         return _base_session(credentials, settings.region)
     sts: STSClient = _new_client(_base_session(credentials.source, settings.region), "sts", settings)
@@ -232,24 +319,10 @@ def build_session(settings: AwsSettings) -> boto3.Session:
                     ExternalId=external.secret().reveal(),
                 )
         except ClientError as exc:
-            failure = errors.translate(exc)
-            if failure is not None and failure.outcome is Outcome.ERROR:
-                raise  # the target failed or throttled: its fault, classified as any step's call would be
-            # The environment's own identity was refused: no verdict on the step is possible (harness error).
-            raise errors.AwsSetupError(f"environment role {role}: {errors.error_code(exc)}") from exc
-        issued = reply["Credentials"]
-        return {
-            "access_key": issued["AccessKeyId"],
-            "secret_key": issued["SecretAccessKey"],
-            "token": issued["SessionToken"],
-            "expiry_time": issued["Expiration"].isoformat(),
-        }
+            _raise_refused(role, exc)
+        return _issued(reply["Credentials"])
 
-    # Fetched now, outside the step's timer; botocore refreshes them before they expire.
-    refreshable = RefreshableCredentials.create_from_metadata(fetch(), fetch, _Fixed.METHOD)
-    core = _botocore_session()
-    core.register_component("credential_provider", CredentialResolver([_Fixed(refreshable)]))
-    return boto3.Session(botocore_session=core, region_name=settings.region)
+    return _refreshing(settings, fetch)
 
 
 def aws_settings(ctx: ProbeContext) -> AwsSettings:
@@ -261,15 +334,26 @@ def aws_settings(ctx: ProbeContext) -> AwsSettings:
 
 
 @contextmanager
-def _calling(ctx: ProbeContext, service: Service) -> Iterator[Any]:
+def _for_step(ctx: ProbeContext) -> Iterator[AwsSettings]:
+    """The environment's settings; the step's correlation id and deadline are set for the block's requests."""
     settings = aws_settings(ctx)
     reset = _CALL.set(_Call(ctx.correlation_id, ctx.deadline, settings.timeout_seconds))
     try:
-        # Built inside the block: the environment's own assume_role is bounded by this step's deadline too.
-        session = ctx.clients.get(SESSION_KEY, lambda: build_session(settings))
-        yield ctx.clients.get(f"aws:client:{service}", lambda: _new_client(session, service, settings))
+        yield settings
     finally:
         _CALL.reset(reset)
+
+
+@contextmanager
+def _calling(ctx: ProbeContext, service: Service, *, auditor: bool = False) -> Iterator[Any]:
+    with _for_step(ctx) as settings:
+        key = SESSION_KEY
+        if auditor and settings.config_credentials is not None:
+            key = AUDITOR_SESSION_KEY
+            settings = settings.model_copy(update={"credentials": settings.config_credentials})
+        # Built inside the block: the environment's own assume_role is bounded by this step's deadline too.
+        session = ctx.clients.get(key, lambda: build_session(settings))
+        yield ctx.clients.get(f"{key}:client:{service}", lambda: _new_client(session, service, settings))
 
 
 @overload
@@ -287,6 +371,44 @@ def step_client(ctx: ProbeContext, service: Service) -> AbstractContextManager[A
     deadline; after the block, the thread carries nothing of the step.
     """
     return _calling(ctx, service)
+
+
+def auditor_client(ctx: ProbeContext, service: str) -> AbstractContextManager[Any]:
+    """As :func:`step_client`, acting with the environment's ``config_credentials`` (a read-only auditor)
+    where it has them, else with its own credentials."""
+    return _calling(ctx, cast(Service, service), auditor=True)
+
+
+@contextmanager
+def key_sts_client(ctx: ProbeContext, access_key_id: str, secret_access_key: Secret) -> Iterator[STSClient]:
+    """An STS client acting with the given access key instead of the environment's credentials (a key a
+    probe just created), bound by the step inside the ``with`` block as :func:`step_client`'s are: the
+    step's deadline, its correlation id in the User-Agent, one attempt per call.
+
+    Built for each block and closed after it, never cached: the key may be deleted the next moment, and no
+    client may keep its secret beyond the step.
+    """
+    with _for_step(ctx) as settings:
+        session = boto3.Session(
+            botocore_session=_botocore_session(),
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key.reveal(),
+            region_name=settings.region,
+        )
+        sts: STSClient = _new_client(session, "sts", settings)
+        try:
+            yield sts
+        finally:
+            sts.close()
+
+
+@contextmanager
+def unsigned_sts_client(ctx: ProbeContext) -> Iterator[STSClient]:
+    """The environment's STS client that signs nothing (for AssumeRoleWithWebIdentity, whose caller proves
+    itself with a token, not credentials), bound by the step inside the ``with`` block as
+    :func:`step_client`'s are. It holds no credentials, so it is cached like the environment's clients."""
+    with _for_step(ctx) as settings:
+        yield ctx.clients.get(UNSIGNED_STS_KEY, lambda: _unsigned_sts(settings))
 
 
 class AwsProbe:

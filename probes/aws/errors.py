@@ -91,6 +91,9 @@ _INVALID_CREDENTIALS = frozenset(
         "InvalidToken",
         "TokenRefreshRequired",
         "AuthFailure",
+        # STS AssumeRoleWithWebIdentity: the token is not valid, or its provider rejected its claims.
+        "InvalidIdentityToken",
+        "IDPRejectedClaim",
     }
 )
 _NOT_FOUND = frozenset(

@@ -25,6 +25,8 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 
 from . import errors
 from .client import AwsProbe, step_client
+from .declared import DeclaresSimulated
+from .simulator import Question, iam_entity_arn
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -61,7 +63,7 @@ class CreateAccessKeyParams(ProbeParams):
     user_name: str = Field(pattern=USER_NAME)
 
 
-class IamCreateAccessKey(AwsProbe):
+class IamCreateAccessKey(DeclaresSimulated, AwsProbe):
     """``iam:CreateAccessKey`` for ``user_name``: may this identity mint credentials for that user?
 
     WRITE (a key really is created): refused before any request where the environment does not allow
@@ -75,6 +77,7 @@ class IamCreateAccessKey(AwsProbe):
     (IAM authorizes first, so the caller may create keys for a user of that name).
     Grant: none. Outputs: ``access_key_id`` (plain: the id of a key that no longer exists; the secret access
     key is never kept).
+    ``crosscheck: simulator`` asks for ``iam:CreateAccessKey`` on the user's ARN (by name: no path).
     """
 
     name: ClassVar[str] = "aws.iam_create_access_key"
@@ -82,6 +85,9 @@ class IamCreateAccessKey(AwsProbe):
     effect: ClassVar[Effect] = Effect.WRITE
     outputs: ClassVar[frozenset[str]] = frozenset({"access_key_id"})
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+
+    def question(self, params: CreateAccessKeyParams) -> Question:
+        return Question("iam:CreateAccessKey", iam_entity_arn("user", params.user_name))
 
     def run(self, params: CreateAccessKeyParams, ctx: ProbeContext) -> ProbeResult:
         refuse_write(ctx, self.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,6 +16,8 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import ENVIRONMENT_SESSION_NAME, AwsProbe, step_client
+from .declared import DeclaresSimulated
+from .simulator import Question
 
 if TYPE_CHECKING:
     from mypy_boto3_sts.type_defs import AssumeRoleRequestTypeDef
@@ -25,6 +28,7 @@ SESSION_PLACEHOLDER = "<session>"
 _SESSION_UNSAFE = re.compile(r"[^A-Za-z0-9_+=,.@-]")
 _SESSION_MAX = 64
 _ASSUMED_ROLE = re.compile(r"^(arn:[^:]+:sts::[^:]*:assumed-role/[^/]+)/([^/]+)$")
+ROLE_ARN = r"^arn:[a-z0-9-]+:iam::\d{12}:role/[\w+=,.@/-]+$"
 
 
 def session_name(correlation_id: str) -> str:
@@ -90,27 +94,39 @@ def _as_secret(value: Any) -> Any:
 
 
 class AssumeRoleParams(ProbeParams):
-    """The role to attempt; optionally the session length and the external id its trust policy asks for."""
+    """The role to attempt; optionally the session length, the external id its trust policy asks for, and
+    ``source_identity``: send the step's session name as ``SourceIdentity`` too (see :class:`AssumeRole`)."""
 
-    role_arn: str = Field(pattern=r"^arn:[a-z0-9-]+:iam::\d{12}:role/[\w+=,.@/-]+$")
+    role_arn: str = Field(pattern=ROLE_ARN)
     duration_seconds: int | None = Field(default=None, ge=900, le=43200)
     external_id: Annotated[Secret, BeforeValidator(_as_secret)] | None = None
+    source_identity: bool = False
 
 
-class AssumeRole(AwsProbe):
+class AssumeRole(DeclaresSimulated, AwsProbe):
     """``sts:AssumeRole`` of ``role_arn``, with the step's correlation id as RoleSessionName.
 
     READ: the probe only attempts the role; the credentials it receives are never used by it (a later step
-    may, through the outputs). CloudTrail records the session name, which ties the event to the step.
+    may, through the outputs). CloudTrail records the session name, which ties the event to the step. With
+    ``source_identity: true`` the session name is also sent as ``SourceIdentity``, which AWS keeps on every
+    later action of the session and of roles chained from it; the role's trust policy must then allow
+    ``sts:SetSourceIdentity`` as well, or AWS refuses the whole request (DENIED).
     Grant: ``identity`` = the assumed-role ARN with the session normalised to ``<correlation-id>``;
     ``ttl_seconds`` = seconds until the credentials expire (by the runner's clock); ``expires_at``.
     Outputs: ``access_key_id``, ``secret_access_key``, ``session_token``, all :class:`Secret`.
+    ``crosscheck: simulator`` asks about ``sts:AssumeRole`` on the role. The simulator evaluates the caller's
+    identity policies only, not the role's trust policy: a trust policy that refuses the caller makes the live
+    decision narrower than the declared one (a low finding that is true: a review of the caller's policies
+    overstates what works).
     """
 
     name = "aws.assume_role"
     Params = AssumeRoleParams
     outputs = frozenset({"access_key_id", "secret_access_key", "session_token"})
     secret_outputs = outputs
+
+    def question(self, params: AssumeRoleParams) -> Question:
+        return Question("sts:AssumeRole", params.role_arn)
 
     def run(self, params: AssumeRoleParams, ctx: ProbeContext) -> ProbeResult:
         request: AssumeRoleRequestTypeDef = {
@@ -121,25 +137,34 @@ class AssumeRole(AwsProbe):
             request["DurationSeconds"] = params.duration_seconds
         if params.external_id is not None:
             request["ExternalId"] = params.external_id.reveal()
+        if params.source_identity:
+            request["SourceIdentity"] = request["RoleSessionName"]
         with step_client(ctx, "sts") as sts, ctx.timer:
             reply = sts.assume_role(**request)
-        issued = reply["Credentials"]
-        expires = sts_moment(issued["Expiration"])
-        ttl = round((expires - ctx.now()).total_seconds())
-        return ProbeResult(
-            grant=Grant(
-                identity=normalise_arn(reply["AssumedRoleUser"]["Arn"], ctx.correlation_id),
-                ttl_seconds=max(0, ttl),
-                expires_at=expires,
-            ),
-            outputs=MappingProxyType(
-                {
-                    "access_key_id": Secret(issued["AccessKeyId"], "aws access key id"),
-                    "secret_access_key": Secret(issued["SecretAccessKey"], "aws secret access key"),
-                    "session_token": Secret(issued["SessionToken"], "aws session token"),
-                }
-            ),
-        )
+        return session_result(reply, ctx)
+
+
+def session_result(reply: Any, ctx: ProbeContext, attributes: Mapping[str, str] | None = None) -> ProbeResult:
+    """What an assumed role's reply grants (``identity`` normalised, ``ttl_seconds`` by the runner's clock,
+    ``expires_at``, and ``attributes``) and its three credentials, as secret outputs."""
+    issued = reply["Credentials"]
+    expires = sts_moment(issued["Expiration"])
+    ttl = round((expires - ctx.now()).total_seconds())
+    return ProbeResult(
+        grant=Grant(
+            identity=normalise_arn(reply["AssumedRoleUser"]["Arn"], ctx.correlation_id),
+            ttl_seconds=max(0, ttl),
+            expires_at=expires,
+            attributes=MappingProxyType(dict(attributes or {})),
+        ),
+        outputs=MappingProxyType(
+            {
+                "access_key_id": Secret(issued["AccessKeyId"], "aws access key id"),
+                "secret_access_key": Secret(issued["SecretAccessKey"], "aws secret access key"),
+                "session_token": Secret(issued["SessionToken"], "aws session token"),
+            }
+        ),
+    )
 
 
 def sts_moment(moment: datetime) -> datetime:

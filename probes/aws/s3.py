@@ -12,6 +12,8 @@ from parityprobe.model import Grant
 from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 
 from .client import AwsProbe, step_client
+from .declared import DeclaresSimulated
+from .simulator import Question, s3_arn
 
 _CHUNK = 64 * 1024
 
@@ -23,7 +25,7 @@ class S3GetObjectParams(ProbeParams):
     key: str = Field(min_length=1, max_length=1024)
 
 
-class S3GetObject(AwsProbe):
+class S3GetObject(DeclaresSimulated, AwsProbe):
     """``s3:GetObject`` of ``bucket``/``key``, reading the body to the end and discarding it.
 
     The timer covers the call and the read: a reply whose body never arrives is not a success. Each read
@@ -32,12 +34,17 @@ class S3GetObject(AwsProbe):
     Grant: nothing beyond the decision (the caller's identity is ``aws.caller_identity``'s).
     Outputs: ``etag`` (as S3 returns it, quoted), ``content_length`` (the bytes read) and ``version_id``
     (empty unless the bucket is versioned; random per environment, so never compared), plain strings.
+    ``crosscheck: simulator`` asks for ``s3:GetObject`` on the object's ARN (the bucket policy is not
+    simulated).
     """
 
     name = "aws.s3_get_object"
     Params = S3GetObjectParams
     outputs = frozenset({"etag", "content_length", "version_id"})
     secret_outputs: frozenset[str] = frozenset()
+
+    def question(self, params: S3GetObjectParams) -> Question:
+        return Question("s3:GetObject", s3_arn(params.bucket, params.key))
 
     def run(self, params: S3GetObjectParams, ctx: ProbeContext) -> ProbeResult:
         read = 0

@@ -12,6 +12,8 @@ from parityprobe.probe import ProbeContext, ProbeParams, ProbeResult
 from parityprobe.secret import Secret
 
 from .client import AwsProbe, step_client
+from .declared import DeclaresSimulated
+from .simulator import Question
 
 
 class SecretReadParams(ProbeParams):
@@ -21,7 +23,7 @@ class SecretReadParams(ProbeParams):
     version_stage: str = Field(default="AWSCURRENT", min_length=1)
 
 
-class SecretRead(AwsProbe):
+class SecretRead(DeclaresSimulated, AwsProbe):
     """``secretsmanager:GetSecretValue`` of ``secret_id`` at ``version_stage`` (AWSCURRENT by default).
 
     The stage is always sent: moto serves a stale default version after labels move, and on AWS it states
@@ -30,12 +32,18 @@ class SecretRead(AwsProbe):
     environment and would never compare, so they are an output only.
     Outputs: ``value`` (:class:`Secret`: the SecretString, or for a binary secret its bytes in base64) and
     ``version_id`` (plain string).
+    ``crosscheck: simulator`` asks for ``secretsmanager:GetSecretValue`` on the secret when ``secret_id`` is
+    its ARN; a secret named by name (its ARN ends in a random suffix) is asked on every resource (``*``).
     """
 
     name = "aws.secret_read"
     Params = SecretReadParams
     outputs = frozenset({"value", "version_id"})
     secret_outputs = frozenset({"value"})
+
+    def question(self, params: SecretReadParams) -> Question:
+        arn = params.secret_id if params.secret_id.startswith("arn:") else None
+        return Question("secretsmanager:GetSecretValue", arn)
 
     def run(self, params: SecretReadParams, ctx: ProbeContext) -> ProbeResult:
         with step_client(ctx, "secretsmanager") as secretsmanager, ctx.timer:

@@ -3,7 +3,7 @@ step acts on, to set beside the live decision (the comparator reports any disagr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import hvac.exceptions as hv
 
@@ -18,6 +18,9 @@ NOT_ASKABLE = "the token may not ask sys/capabilities-self (no default policy, o
 
 class DeclaresCapabilities:
     """Mixed into probes whose action is one request on one path; they say which path and capability."""
+
+    # The kind of cross-check ``declared`` answers (a step's ``crosscheck``).
+    declares: ClassVar[str] = "capabilities"
 
     def capability_needed(self, params: Any) -> tuple[str, str]:
         """The path (no leading slash) the action requests, and the capability it needs there

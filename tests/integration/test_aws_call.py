@@ -7,21 +7,16 @@ with the bootstrap key; afterwards the admin user (Allow *) inspects and cleans 
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import least_effect
-from parityprobe.lab.servers import ServerProcess, start_moto
 from parityprobe.model import Effect, ErrorKind, Outcome
 from parityprobe.probe import Failure, ProbeContext, ProbeResult
 from parityprobe.probes.aws.call import (
@@ -39,22 +34,29 @@ from parityprobe.probes.aws.iam import (
     IamCreateAccessKey,
     IamDeleteAccessKey,
 )
-from parityprobe.probes.aws.settings import AwsSettings, AwsStaticCredentials
-from parityprobe.registry import ProbeRegistry
 from parityprobe.undo import MemoryJournal, RunJournal
-from tests.probe_support import environment, observe, probe_context
+from tests.aws_support import (
+    ACCOUNT,
+    ALLOW_ALL,
+    Key,
+    Lab,
+    bootstrap_client,
+    enforce,
+    key_environment,
+    moto_server,
+    run_undos,
+    seed_users,
+)
+from tests.probe_support import observe, probe_context
 
 pytestmark = pytest.mark.lab
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 RUN = secrets.token_hex(6)
 BUCKET = "pp-call-objects"
 OBJECT_KEY = "reports/q1.csv"
 OBJECT_BODY = b"quarter,total\nq1,10\n"
 VICTIM, FULL_USER = "victim", "full-keys"
 CALL, CREATE, DELETE = AwsCall(), IamCreateAccessKey(), IamDeleteAccessKey()
-ALLOW_ALL = [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
 ESCALATOR_POLICY = [
     {
         "Effect": "Allow",
@@ -72,52 +74,25 @@ ESCALATOR_POLICY = [
 ]
 
 
-@dataclass(frozen=True)
-class Lab:
-    server: ServerProcess
-    keys: dict[str, tuple[str, str]]
-
-    def admin(self, service: str) -> Any:
-        key_id, secret = self.keys["admin"]
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.server.url,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-        )
-
-
-def _seed(url: str) -> dict[str, tuple[str, str]]:
-    bootstrap = {
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-        "region_name": REGION,
-        "endpoint_url": url,
-    }
-    iam = boto3.client("iam", **bootstrap)
-    policies = {
-        "admin": ALLOW_ALL,
-        "escalator": ESCALATOR_POLICY,
-        # May create keys but not delete them: the immediate delete fails.
-        "creator": [{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}],
-        "bystander": [],
-        # Everything but CreateAccessKey: AWS would call this an explicit deny (moto does not say so).
-        "denied": [*ALLOW_ALL, {"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": "*"}],
-    }
-    keys = {}
-    for name, statements in policies.items():
-        iam.create_user(UserName=name)
-        if statements:
-            document = json.dumps({"Version": "2012-10-17", "Statement": statements})
-            iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=document)
-        key = iam.create_access_key(UserName=name)["AccessKey"]
-        keys[name] = (key["AccessKeyId"], key["SecretAccessKey"])
+def _seed(url: str) -> dict[str, Key]:
+    keys = seed_users(
+        url,
+        {
+            "admin": ALLOW_ALL,
+            "escalator": ESCALATOR_POLICY,
+            # May create keys but not delete them: the immediate delete fails.
+            "creator": [{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}],
+            "bystander": [],
+            # Everything but CreateAccessKey: AWS would call this an explicit deny (moto does not say so).
+            "denied": [*ALLOW_ALL, {"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": "*"}],
+        },
+    )
+    iam = bootstrap_client(url, "iam")
     iam.create_user(UserName=VICTIM)
     iam.create_user(UserName=FULL_USER)
     for _ in range(2):  # IAM's quota: two keys per user
         iam.create_access_key(UserName=FULL_USER)
-    s3 = boto3.client("s3", **bootstrap)
+    s3 = bootstrap_client(url, "s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=OBJECT_KEY, Body=OBJECT_BODY)
     return keys
@@ -125,37 +100,15 @@ def _seed(url: str) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    server = start_moto(tmp_path_factory.mktemp("aws-call"), ACCOUNT)
-    try:
+    with moto_server(tmp_path_factory.mktemp("aws-call")) as server:
         keys = _seed(server.url)
-        httpx.post(f"{server.url}/moto-api/reset-auth", content=b"0").raise_for_status()
+        enforce(server.url)
         yield Lab(server, keys)
-    finally:
-        server.stop()
 
 
 def _env(lab: Lab, tmp_path: Path, user: str, *, write: bool = False) -> Environment:
-    key_id, secret = lab.keys[user]
-    (tmp_path / f"{user}-id").write_text(key_id)
-    (tmp_path / f"{user}-secret").write_text(secret)
-    credentials = {
-        "method": "static",
-        "access_key_id": {"file": f"{user}-id"},
-        "secret_access_key": {"file": f"{user}-secret"},
-    }
-    effects = ["read", "write"] if write else ["read"]
-    env = environment(
-        {
-            "name": "staging",
-            "safety": {"allow_effects": effects},
-            "aws": {"region": REGION, "endpoint_url": lab.server.url, "credentials": credentials},
-        }
-    )
-    settings = env.section("aws", AwsSettings)
-    assert settings is not None and isinstance(settings.credentials, AwsStaticCredentials)
-    settings.credentials.access_key_id.resolve(tmp_path, "aws access key id")
-    settings.credentials.secret_access_key.resolve(tmp_path, "aws secret access key")
-    return env
+    safety = {"allow_effects": ["read", "write"] if write else ["read"]}
+    return key_environment(tmp_path, lab.server.url, lab.keys[user], files=user, safety=safety)
 
 
 def _ctx(env: Environment, step: str, journal: RunJournal | None = None) -> ProbeContext:
@@ -164,17 +117,6 @@ def _ctx(env: Environment, step: str, journal: RunJournal | None = None) -> Prob
 
 def _journal(env: Environment) -> RunJournal:
     return RunJournal(MemoryJournal(), RUN, env.name)
-
-
-def _run_undos(env: Environment, journal: RunJournal) -> list[ProbeResult | Failure]:
-    """The pending undos, most recent first, as the runner runs them (by registered probe name)."""
-    registry = ProbeRegistry()
-    results = []
-    for index, entry in enumerate(reversed(journal.pending())):
-        probe = registry.probe(entry.undo.probe)
-        results.append(observe(probe, entry.undo.arguments(), _ctx(env, f"undo-{index}")))
-        journal.journal.resolve(entry.id)
-    return results
 
 
 def _keys_of(lab: Lab, user: str) -> list[str]:
@@ -396,7 +338,7 @@ def test_escalation_allowed_creates_deletes_and_leaves_no_key(lab: Lab, tmp_path
     assert dict(entry.undo.params) == {"user_name": VICTIM, "access_key_id": key_id}
     assert not entry.undo.held
     # The undo in cleanup finds it gone: NOT_FOUND, which the runner counts as removed.
-    [undone] = _run_undos(env, journal)
+    [undone] = run_undos(env, journal)
     assert undone == Failure(Outcome.NOT_FOUND, "NoSuchEntity")
     assert _keys_of(lab, VICTIM) == []
 
@@ -452,7 +394,7 @@ def test_a_failed_immediate_delete_leaves_the_undo_to_cleanup(lab: Lab, tmp_path
     [entry] = journal.pending()
     assert observe(DELETE, entry.undo.arguments(), _ctx(env, "undo-denied")) == DENIED
     admin = _env(lab, tmp_path, "admin", write=True)
-    assert _run_undos(admin, journal) == [ProbeResult()]
+    assert run_undos(admin, journal) == [ProbeResult()]
     assert _keys_of(lab, VICTIM) == []
 
 

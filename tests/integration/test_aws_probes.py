@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
@@ -34,18 +33,25 @@ from parityprobe.probes.aws.s3 import S3GetObject
 from parityprobe.probes.aws.secrets import SecretRead
 from parityprobe.probes.aws.settings import AwsAssumeRoleCredentials, AwsStaticCredentials
 from parityprobe.secret import Secret
+from tests.aws_support import (
+    ACCOUNT,
+    ALLOW_ALL,
+    REGION,
+    Key,
+    bootstrap_client,
+    enforce,
+    key_client,
+    static_credentials,
+)
 from tests.probe_support import environment, observe, probe_context
 
 pytestmark = pytest.mark.lab
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 BUCKET = "pp-lab-objects"
 SECRET_NAME = "payments/db"
 PAYMENTS_BODY = b"invoice-id,amount\n1,100\n"
 RUN = secrets.token_hex(6)
 EXTERNAL_ID = "vendor-" + secrets.token_hex(8)
-ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 def context(
@@ -57,9 +63,9 @@ def context(
 @dataclass(frozen=True)
 class Lab:
     server: ServerProcess
-    workload: tuple[str, str]
-    outsider: tuple[str, str]
-    deleted: tuple[str, str]
+    workload: Key
+    outsider: Key
+    deleted: Key
     secret_value: str
     recording: Path
 
@@ -69,22 +75,17 @@ def _trust(principal_arn: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def _user_with_key(iam: Any, name: str) -> tuple[str, tuple[str, str]]:
+def _user_with_key(iam: Any, name: str) -> tuple[str, Key]:
     arn = iam.create_user(UserName=name)["User"]["Arn"]
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return arn, (key["AccessKeyId"], key["SecretAccessKey"])
 
 
-def _seed(url: str) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str], str]:
-    bootstrap = {
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-        "region_name": REGION,
-        "endpoint_url": url,
-    }
-    iam = boto3.client("iam", **bootstrap)
+def _seed(url: str) -> tuple[Key, Key, Key, str]:
+    iam = bootstrap_client(url, "iam")
     admin_arn, _ = _user_with_key(iam, "lab-admin")
-    iam.put_user_policy(UserName="lab-admin", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL))
+    admin_policy = {"Version": "2012-10-17", "Statement": ALLOW_ALL}
+    iam.put_user_policy(UserName="lab-admin", PolicyName="all", PolicyDocument=json.dumps(admin_policy))
     workload_arn, workload = _user_with_key(iam, "payments-app")
     policy = {
         "Version": "2012-10-17",
@@ -105,12 +106,12 @@ def _seed(url: str) -> tuple[tuple[str, str], tuple[str, str], tuple[str, str], 
     vendor = json.loads(_trust(workload_arn))
     vendor["Statement"][0]["Condition"] = {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}
     iam.create_role(RoleName="vendor-audit", AssumeRolePolicyDocument=json.dumps(vendor))
-    s3 = boto3.client("s3", **bootstrap)
+    s3 = bootstrap_client(url, "s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="payments/invoices.csv", Body=PAYMENTS_BODY)
     s3.put_object(Bucket=BUCKET, Key="billing/ledger.csv", Body=b"ledger")
     value = secrets.token_urlsafe(24)
-    boto3.client("secretsmanager", **bootstrap).create_secret(Name=SECRET_NAME, SecretString=value)
+    bootstrap_client(url, "secretsmanager").create_secret(Name=SECRET_NAME, SecretString=value)
     return workload, outsider, (gone["AccessKeyId"], gone["SecretAccessKey"]), value
 
 
@@ -124,22 +125,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         server = start_moto(workdir, ACCOUNT)
     try:
         workload, outsider, deleted, value = _seed(server.url)
-        httpx.post(f"{server.url}/moto-api/reset-auth", content=b"0").raise_for_status()
+        enforce(server.url)
         httpx.post(f"{server.url}/moto-api/recorder/start-recording").raise_for_status()
         yield Lab(server, workload, outsider, deleted, value, recording)
     finally:
         server.stop()
 
 
-def _environment(tmp_path: Path, endpoint: str, key: tuple[str, str], **aws: Any) -> Environment:
+def _environment(tmp_path: Path, endpoint: str, key: Key, **aws: Any) -> Environment:
     """A staging environment with static credentials given as ``{file: …}`` references, resolved."""
-    (tmp_path / "key-id").write_text(key[0])
-    (tmp_path / "secret-key").write_text(key[1])
-    static = {
-        "method": "static",
-        "access_key_id": {"file": "key-id"},
-        "secret_access_key": {"file": "secret-key"},
-    }
+    static = static_credentials(tmp_path, key, "key")
     credentials = aws.pop("credentials", static)
     env = environment(
         {
@@ -184,14 +179,8 @@ def test_assume_allowed_role(workload_env: Environment, lab: Lab) -> None:
         assert isinstance(value, Secret) and value.reveal() not in repr(result)
     # The session really is named after the step: the credentials say so when used.
     issued = {name: value.reveal() for name, value in outputs.items() if isinstance(value, Secret)}
-    who = boto3.client(
-        "sts",
-        region_name=REGION,
-        endpoint_url=lab.server.url,
-        aws_access_key_id=issued["access_key_id"],
-        aws_secret_access_key=issued["secret_access_key"],
-        aws_session_token=issued["session_token"],
-    ).get_caller_identity()
+    key = (issued["access_key_id"], issued["secret_access_key"])
+    who = key_client(lab.server.url, key, "sts", session_token=issued["session_token"]).get_caller_identity()
     assert who["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/app-reader/{ctx.correlation_id}"
 
 
@@ -329,7 +318,7 @@ def test_environment_assume_role_credentials(lab: Lab, tmp_path: Path) -> None:
     static = {
         "method": "static",
         "access_key_id": {"file": "key-id"},
-        "secret_access_key": {"file": "secret-key"},
+        "secret_access_key": {"file": "key-secret"},
     }
 
     def assumed(role: str) -> dict[str, Any]:

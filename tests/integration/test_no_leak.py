@@ -49,6 +49,8 @@ ORDINARY = {
     "password": "not-a-secret",
     "role_id_file": "handed-over/role-id",
     "wrapped_secret_id_file": "handed-over/wrapped-secret-id",
+    "external_id_file": "handed-over/external-id",
+    "version_id": "5a0e7d8f-0000-4000-8000-000000000000",
     "token": "${{ steps.login.outputs.token }}",  # a required secret parameter takes the login's token
     "service": "sts",
     "operation": "GetCallerIdentity",

@@ -209,6 +209,8 @@ CLIENT_CASES: list[tuple[str | None, int, str, Outcome, ErrorKind | None, str]] 
     ("SignatureDoesNotMatch", 403, "m", DENIED, None, "invalid credentials"),
     ("ExpiredToken", 400, "m", DENIED, None, "invalid credentials"),
     ("ExpiredTokenException", 400, "m", DENIED, None, "invalid credentials"),
+    ("InvalidIdentityToken", 400, "m", DENIED, None, "invalid credentials"),
+    ("IDPRejectedClaim", 403, "m", DENIED, None, "invalid credentials"),
     ("UnrecognizedClientException", 400, "m", DENIED, None, "invalid credentials"),
     ("InvalidAccessKeyId", 403, "m", DENIED, None, "invalid credentials"),
     (

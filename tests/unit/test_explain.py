@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from parityprobe.compare.aws_keys import covers
 from parityprobe.compare.comparator import compare
 from parityprobe.compare.drift import (
     AUDIT_DEVICES,
@@ -94,3 +95,15 @@ def test_without_drift_nothing_changes() -> None:
         ],
     )
     assert explain([comparison]) == (comparison,)
+
+
+def test_an_aws_decision_names_the_iam_statement_with_its_action() -> None:
+    staging_value = "Effect Allow; Action iam:AttachUserPolicy, iam:Put*; Resource *"
+    statement = "iam user ${vars.workload} policy workload statement AttachPolicies"
+    assert covers(statement, [staging_value, "-"], "iam:PutUserPolicy on *")
+    assert covers(statement, [staging_value], "IAM:AttachUserPolicy on arn:aws:iam::1:user/x")
+    assert not covers(statement, [staging_value], "s3:PutObject on arn:aws:s3:::b/k")
+    assert covers(statement, ["Effect Allow; NotAction iam:*; Resource *"], "s3:PutObject on *")
+    # Not a statement (a secret's rotation), or not an AWS target (a Vault path): never linked this way.
+    assert not covers("secret ${vars.team}/api-key rotation", ["enabled"], "iam:PutUserPolicy on *")
+    assert not covers(statement, [staging_value], "secret/data/payments/db")

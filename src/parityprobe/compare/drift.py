@@ -13,6 +13,9 @@ a tree, which this module defines and the probes build with its functions:
   ``policy payments path secret/data/payments/*`` (the capabilities) and their attributes
   ``policy payments path secret/data/payments/* allowed_parameters``.
 
+An AWS snapshot (``aws.config``) has keys of its own (IAM roles and users, their policies' statements,
+secrets' rotation), named, parented and worded by :mod:`parityprobe.compare.aws_keys`.
+
 Names and values are already normalised by the probe (each environment's ``vars`` replaced by
 ``${vars.NAME}``), so keys are equal across environments. A key is compared only where its parent has the
 same value everywhere (else the parent's difference is the one finding); a key without a parent that some
@@ -26,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from parityprobe.compare import severity
+from parityprobe.compare import aws_keys, severity
 from parityprobe.compare.context import StepView
 from parityprobe.model import Category, Finding, Outcome, Severity, Tier
 from parityprobe.spec import EnvironmentFacts
@@ -121,6 +124,8 @@ def config_findings(view: StepView) -> list[Finding]:
 
 
 def _parent(key: str, keys: Sequence[str]) -> str | None:
+    if aws_keys.is_aws_key(key):
+        return aws_keys.parent(key)
     if key in _MEMBERS:
         return None
     for section, prefix in _MEMBERS.items():
@@ -164,6 +169,10 @@ def _drift(
 
 def _difference(key: str, name: str, value: str | None, base_name: str, base: str | None) -> str:
     """One environment's value against the baseline's, in words."""
+    if aws_keys.is_aws_key(key):
+        worded = aws_keys.difference(key, name, value, base_name, base)
+        if worded is not None:
+            return worded
     rule = _POLICY_PATH.match(key)
     if rule is not None:
         policy, path = rule.groups()
@@ -200,6 +209,7 @@ def _names(value: str) -> list[str]:
 def _grade(key: str, parent: str | None, taken: list[tuple[EnvironmentFacts, Mapping[str, str]]]) -> Severity:
     """The facts :func:`severity.config_drift` grades: a policy rule, or an audit piece production lacks."""
     policy_rule = bool(_POLICY_PATH.match(key) or _PATH_ATTRIBUTE.match(key) or _POLICY.match(key))
+    policy_rule = policy_rule or aws_keys.is_policy(key)
     missing_in_production = parent in (AUDIT_DEVICES, AUDITED_HEADERS) and any(
         env.tier is Tier.PRODUCTION and attributes.get(key) is None for env, attributes in taken
     )
@@ -207,6 +217,9 @@ def _grade(key: str, parent: str | None, taken: list[tuple[EnvironmentFacts, Map
 
 
 def _why(key: str, parent: str | None) -> str:
+    aws = aws_keys.why(key)
+    if aws is not None:
+        return aws
     if key.startswith("policy "):
         return (
             "Policies decide what the workload's token may do: on this path one environment allows what the "
@@ -244,11 +257,13 @@ def explaining(
 
     ``target`` is the Vault path the step acted on (``secret/data/payments/db``) and ``identity`` the role
     it acted as (``approle/payments``), both normalised like the snapshot (each environment's vars replaced
-    by ``${vars.NAME}``). A decision is explained by a policy rule whose pattern matches ``target`` (Vault's
-    globs: ``*`` at the end, ``+`` for one segment), by a policy present in one environment only, or by the
-    role's attached policies; a TTL difference by the role's TTLs or its auth method's tuning; a policies
-    difference by the role's policies. A matching rule may still be outranked by a more specific one the
-    environments share: "may explain". An ``evidence_gap`` is explained by audit devices and audited headers
+    by ``${vars.NAME}``); for an AWS step the target is ``<action> on <resource>``. A decision is explained
+    by a policy rule whose pattern matches ``target`` (Vault's globs: ``*`` at the end, ``+`` for one
+    segment), by an IAM statement naming its action, by a policy present in one environment only, or by
+    the role's attached policies; a TTL difference by the role's TTLs or its auth method's tuning; a
+    policies difference by the role's policies. A matching rule may still be outranked by a more specific
+    one the environments share: "may explain". An ``evidence_gap`` is explained by audit devices and
+    audited headers
     that differ.
     """
     if finding.category is Category.EVIDENCE_GAP:
@@ -266,6 +281,9 @@ def explaining(
         if candidate.category is not Category.CONFIG_DRIFT or key is None:
             continue
         if about == "outcome" and target is not None:
+            if aws_keys.covers(key, candidate.environments.values(), target):
+                others.append(candidate)
+                continue
             rule = _POLICY_PATH.match(key) or _PATH_ATTRIBUTE.match(key)
             if rule is not None and path_matches(rule.group(2), target):
                 rules.append((rule.group(2), candidate))
