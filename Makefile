@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/redact.py
 	$(BIN)/python bench/yaml_load.py
 	$(BIN)/python bench/vault_rotation.py
+	$(BIN)/python bench/aws_reads.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz

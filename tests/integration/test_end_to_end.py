@@ -113,6 +113,16 @@ def findings_by_step(document: dict[str, object]) -> dict[tuple[str, str], list[
         ("vault-writes", "write-own", "expectation_violation", "high", "outcome", "allowed", "denied"),
         # (f) staging's workload may list which secrets exist
         ("vault-writes", "list-team", "expectation_violation", "high", "outcome", "allowed", "denied"),
+        # (g) staging's workload may create access keys for other users (asked for an absent user)
+        (
+            "forbidden-calls",
+            "create-key-for-other-user",
+            "expectation_violation",
+            "high",
+            "outcome",
+            "allowed",
+            "denied",
+        ),
     ],
 )
 def test_each_planted_gap_is_found(
@@ -146,7 +156,7 @@ def test_equal_steps_give_no_finding_and_the_run_exits_1(json_run: tuple[Result,
         assert equal not in by_step
     assert not [f for f in document["findings"] if f["category"] == "inconclusive"]  # type: ignore[attr-defined]
     observations = [o for run in document["runs"] for o in run["observations"]]  # type: ignore[attr-defined]
-    assert len(observations) == 2 * (3 + 6 + 1 + 2)
+    assert len(observations) == 2 * (3 + 7 + 1 + 2)
     assert all(o["outcome"] in ("allowed", "denied") for o in observations)
     assert all(re.fullmatch(r"pp-[0-9a-f]{12}-[a-z0-9-]+", o["correlation_id"]) for o in observations)
 
@@ -191,7 +201,7 @@ def test_demo_json_is_the_documented_document(tmp_path: Path) -> None:
     for finding in document["findings"]:
         assert set(finding) >= {"category", "severity", "scenario", "step", "environments", "message"}
         assert set(finding["environments"]) == {"staging", "production"}
-    assert document["summary"]["by_severity"]["high"] == 5
+    assert document["summary"]["by_severity"]["high"] == 6
     assert not (tmp_path / "lab" / "lab-state.json").exists()  # the lab was stopped
 
 

@@ -591,6 +591,28 @@ def test_the_small_profile_is_valid(tmp_path: Path) -> None:
             16,
         ),
         ("workload_user: app", "workload_user: ghost", "environments.staging.aws", 9),
+        # A rotation schedule for a secret the profile does not create; an auditor without a key.
+        (
+            "      buckets:",
+            "      rotation: {ghost: {every_days: 30}}\n      buckets:",
+            "environments.staging.aws",
+            9,
+        ),
+        ("workload_user: app", "workload_user: app\n      auditor_user: app2", "environments.staging.aws", 9),
+        # The approval file's var would overwrite a var the profile sets.
+        (
+            "      buckets:",
+            "      roles:\n        r: {trusted_users: [app], external_id_var: bucket}\n      buckets:",
+            "environments.staging",
+            2,
+        ),
+        # An OAuth API whose workload client is not one of its clients.
+        (
+            "    vars: {bucket",
+            "    http: {workload_client: app, clients: {other: {scopes: [s]}}}\n    vars: {bucket",
+            "environments.staging.http",
+            19,
+        ),
     ],
 )
 def test_a_bad_profile_names_file_line_and_field(

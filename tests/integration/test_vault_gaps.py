@@ -198,8 +198,8 @@ def test_profiles_resolve_by_name_or_path() -> None:
     assert profile_path("default") == DEFAULT_PROFILE
     assert profile_path("vault-gaps") == VAULT_GAPS_PROFILE
     assert profile_path(str(VAULT_GAPS_PROFILE)) == VAULT_GAPS_PROFILE
-    assert set(PROFILES) == {"default", "vault-gaps"}
-    with pytest.raises(InputError, match=r"unknown profile 'vault-gap'.*default, vault-gaps"):
+    assert set(PROFILES) == {"default", "vault-gaps", "aws-gaps"}
+    with pytest.raises(InputError, match=r"unknown profile 'vault-gap'.*default, vault-gaps, aws-gaps"):
         profile_path("vault-gap")
     assert [p.name for p in profile_scenarios(VAULT_GAPS_PROFILE)] == sorted(
         p.name for p in (REPO / "scenarios").glob("vault-*.yaml")
@@ -217,7 +217,7 @@ def test_profiles_resolve_by_name_or_path() -> None:
 def test_an_unknown_profile_name_is_exit_2_with_the_shipped_names(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["lab", "up", "--profile", "vault-gap", "--dir", str(tmp_path / "lab")])
     assert result.exit_code == 2
-    assert "unknown profile 'vault-gap'" in result.output and "default, vault-gaps" in result.output
+    assert "unknown profile 'vault-gap'" in result.output and "default, vault-gaps, aws-gaps" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "lab").exists()  # nothing started
 

@@ -38,6 +38,17 @@ BUILT_IN = {
     "aws.assume_role",
     "aws.secret_read",
     "aws.s3_get_object",
+    "aws.call",
+    "aws.iam_create_access_key",
+    "aws.iam_delete_access_key",
+    "aws.assume_role_with_web_identity",
+    "aws.access_key_rotate",
+    "aws.secret_rotate",
+    "aws.secret_pending_clear",
+    "aws.config",
+    "aws.break_glass_assume_role",
+    "http.request",
+    "oauth2.client_credentials",
 }
 
 
@@ -75,6 +86,12 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
         "vault-config",
         "vault-database",
         "vault-break-glass-drill",
+        "aws-forbidden-calls",
+        "aws-config",
+        "aws-rotation",
+        "aws-break-glass-drill",
+        "aws-web-identity",
+        "http-oauth2",
     }
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 

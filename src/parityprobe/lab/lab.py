@@ -4,8 +4,9 @@ Per environment of the profile: one OpenBao dev server and one moto server (its 
 loopback ports, and an entry in ``<directory>/environments.yaml``, which parityprobe uses exactly as one
 written for real infrastructure. An environment whose profile has Vault's database secrets engine also gets
 a PostgreSQL of its own (see :mod:`.postgres`), which the engine issues credentials for, and a ``postgres``
-section in its entry. The CLI's default directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`; give the
-lab a directory of its own::
+section in its entry; one whose profile has an ``http`` API gets an OAuth 2.0 server with a protected API
+(see :mod:`.oauth_server`) and an ``http`` section with the workload's client. The CLI's default
+directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`; give the lab a directory of its own::
 
     environments.yaml        connections, vars, tier, safety; secrets only as {file: ...} references
     lab-state.json           per environment: server kinds, pids, ports, logs (no secrets); see :mod:`.state`
@@ -14,18 +15,23 @@ lab a directory of its own::
                              signed JWTs (``jwt-token-<var>``; their absolute paths are the environment's
                              vars of those names), and the root token, lab admin key and PostgreSQL admin
                              password, which nothing reads back (they are there for poking at the lab by
-                             hand); removed by ``down``
+                             hand); the approvals roles ask for (``aws-approval-<var>``: an external id,
+                             the var's value its path); the OAuth server's clients and the workload
+                             client's secret; the auditor's key (``aws.config_credentials``); removed by
+                             ``down``
     <env>/vault-audit.log    OpenBao's file audit device (X-Correlation-ID audited un-HMAC'd)
-    <env>/openbao/, <env>/moto/, <env>/postgres/   server logs, kept after ``down`` (PostgreSQL's data
-                             directory is under the system's temporary directory; ``down`` removes it)
+    <env>/openbao/, <env>/moto/, <env>/postgres/, <env>/oauth/
+                             server logs, kept after ``down`` (PostgreSQL's data directory is under the
+                             system's temporary directory; ``down`` removes it)
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -42,10 +48,10 @@ from parityprobe.lab.postgres import KIND as POSTGRES
 from parityprobe.lab.postgres import PostgresServer, start_postgres, stop_postgres
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
 from parityprobe.lab.profile import profile_path as find_profile
-from parityprobe.lab.seed_aws import REGION, AwsSeed, seed_aws
+from parityprobe.lab.seed_aws import REGION, AccessKey, AwsSeed, seed_aws
 from parityprobe.lab.seed_database import seed_database
 from parityprobe.lab.seed_vault import JwtTrust, VaultSeed, seed_vault
-from parityprobe.lab.servers import open_private, start_moto, start_openbao, stop_pid
+from parityprobe.lab.servers import open_private, start_moto, start_oauth, start_openbao, stop_pid
 from parityprobe.lab.state import (
     LabState,
     LabStatus,
@@ -59,19 +65,23 @@ from parityprobe.secret import Secret
 
 __all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too: the CLI imports it from here
 
+_OAUTH_CONFIG = "oauth-server.json"  # the OAuth server's clients with their secrets, read when it starts
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
     | {"aws-admin-access-key-id", "aws-admin-secret-access-key", "vault-config-token"}
     | {"postgres-admin-password", "break-glass-role-id", "break-glass-wrapped-secret-id"}
+    | {"oauth-client-secret", _OAUTH_CONFIG, "aws-auditor-access-key-id", "aws-auditor-secret-access-key"}
 )
 # How the names of PostgreSQL's data directories start (start_postgres's mkdtemp): the only ones down removes.
 _POSTGRES_DATA_PREFIX = "parityprobe-postgres-"
 _JWT_TOKEN_PREFIX = "jwt-token-"  # then the var's name: one file per entry of the profile's jwt_tokens
+_APPROVAL_PREFIX = "aws-approval-"  # then the var's name: a role's external id (external_id_var)
+OAUTH = "oauth"
 
 
 def up(directory: Path, profile: str | Path | None = None) -> LabState:
     """Start, seed and describe a lab in ``directory`` from ``profile``: a shipped profile's name
-    (``default``, ``vault-gaps``), a profile file, or the default profile when not given.
+    (``default``, ``vault-gaps``, ``aws-gaps``), a profile file, or the default profile when not given.
 
     InputError for an unknown profile name or a bad profile, before anything starts. LabError when a lab is
     already running there, or when anything fails, after every server started so far has been stopped again.
@@ -168,6 +178,27 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         )
         return seed_aws(server.url, environments[name].aws)
 
+    def oauth(name: str) -> Secret:
+        """The environment's OAuth server; the workload client's secret (all clients' are generated)."""
+        http = environments[name].http
+        assert http is not None
+        secrets = {
+            client: Secret(token_urlsafe(24), f"{name} oauth client {client}") for client in http.clients
+        }
+        config = {
+            "clients": {
+                c: {"secret": secrets[c].reveal(), "scopes": s.scopes} for c, s in http.clients.items()
+            },
+            "resources": http.resources,
+            "token_ttl": http.token_ttl,
+        }
+        config_file = directory / name / "secrets" / _OAUTH_CONFIG
+        _write_secret(directory, name, _OAUTH_CONFIG, Secret(json.dumps(config), "oauth server clients"))
+        start_oauth(
+            directory / name / OAUTH, config_file, on_spawn=lambda spawned: recorder.add(name, spawned)
+        )
+        return secrets[http.workload_client]
+
     def postgres(name: str) -> PostgresServer:
         server = start_postgres(
             directory / name / POSTGRES, on_spawn=lambda spawned: recorder.add(name, spawned)
@@ -182,10 +213,12 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         seed_database(recorder.state.server(name, "openbao").url, tokens[name], engines[name], server)
 
     engines = {name: env.vault.database for name, env in environments.items() if env.vault.database}
+    apis = [name for name, env in environments.items() if env.http is not None]
     # A thread per job: a database job waits for its PostgreSQL job.
-    jobs = 2 * len(environments) + 2 * len(engines)
+    jobs = 2 * len(environments) + 2 * len(engines) + len(apis)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parityprobe-lab")
     try:
+        oauth_jobs = {name: pool.submit(oauth, name) for name in apis}
         postgres_jobs = {name: pool.submit(postgres, name) for name in engines}
         vault_jobs = {name: pool.submit(vault, name) for name in environments}
         aws_jobs = {name: pool.submit(aws, name) for name in environments}
@@ -196,6 +229,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         postgres_servers = {name: job.result() for name, job in postgres_jobs.items()}
         for job in database_jobs:
             job.result()
+        client_secrets = {name: job.result() for name, job in oauth_jobs.items()}
     finally:
         # Wait for every job even after a failure or Ctrl-C, so that no server starts after the clean-up.
         with _signals_held():
@@ -209,6 +243,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
             aws_seeds[name],
             trust[name],
             postgres_servers.get(name),
+            client_secrets.get(name),
         )
         for name, env in environments.items()
     }
@@ -219,7 +254,8 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
     recorder.state.environments_file.write_text(header + body, encoding="utf-8")
 
 
-_SECTIONS = ("vault", "aws", POSTGRES)  # what the lab's environments have (postgres: some of them)
+# What the lab's environments have (postgres and http: some of them).
+_SECTIONS = ("vault", "aws", POSTGRES, "http")
 
 
 def _environment_entry(
@@ -230,6 +266,7 @@ def _environment_entry(
     aws: AwsSeed,
     trust: JwtTrust,
     postgres: PostgresServer | None,
+    client_secret: Secret | None,
 ) -> dict[str, Any]:
     """One environment of the environments file; writes the secret files it refers to."""
 
@@ -245,6 +282,15 @@ def _environment_entry(
         token_files["break_glass_wrapped_file"] = _secret_path(
             state, name, "break-glass-wrapped-secret-id", wrapping
         )
+    for var, external_id in aws.approvals.items():
+        token_files[var] = _secret_path(state, name, f"{_APPROVAL_PREFIX}{var}", external_id)
+    aws_section: dict[str, Any] = {
+        "region": REGION,
+        "endpoint_url": state.server(name, "moto").url,
+        "credentials": _static(ref, "aws", aws.workload),
+    }
+    if aws.auditor is not None:
+        aws_section["config_credentials"] = _static(ref, "aws-auditor", aws.auditor)
     return {
         "tier": env.tier.value,
         "vault": {
@@ -256,18 +302,20 @@ def _environment_entry(
             },
             "config_token": ref("vault-config-token", vault.config_token),
         },
-        "aws": {
-            "region": REGION,
-            "endpoint_url": state.server(name, "moto").url,
-            "credentials": {
-                "method": "static",
-                "access_key_id": ref("aws-access-key-id", aws.workload.access_key_id),
-                "secret_access_key": ref("aws-secret-access-key", aws.workload.secret_access_key),
-            },
-        },
+        "aws": aws_section,
         **_postgres_entry(postgres),
+        **_http_entry(state, name, env, client_secret),
         "vars": {**env.vars, **token_files},
         "safety": env.safety.model_dump(mode="json"),
+    }
+
+
+def _static(ref: Callable[[str, Secret], dict[str, str]], label: str, key: AccessKey) -> dict[str, Any]:
+    """Static credentials referring to the key's two secret files (``<label>-access-key-id`` and so on)."""
+    return {
+        "method": "static",
+        "access_key_id": ref(f"{label}-access-key-id", key.access_key_id),
+        "secret_access_key": ref(f"{label}-secret-access-key", key.secret_access_key),
     }
 
 
@@ -283,6 +331,19 @@ def _postgres_entry(server: PostgresServer | None) -> dict[str, Any]:
         return {}
     section = {"host": server.host, "port": server.port, "dbname": server.dbname, "sslmode": "disable"}
     return {POSTGRES: section}
+
+
+def _http_entry(state: LabState, name: str, env: EnvironmentProfile, secret: Secret | None) -> dict[str, Any]:
+    """The ``http`` section of an environment with an OAuth server: its API and the workload's client."""
+    if env.http is None or secret is None:
+        return {}
+    client_secret = _write_secret(state.directory, name, "oauth-client-secret", secret)
+    oauth2 = {
+        "token_url": "/oauth/token",
+        "client_id": env.http.workload_client,
+        "client_secret": client_secret,
+    }
+    return {"http": {"base_url": state.server(name, OAUTH).url, "oauth2": oauth2}}
 
 
 def _write_jwt_tokens(directory: Path, name: str, env: EnvironmentProfile, trust: JwtTrust) -> dict[str, str]:
@@ -313,8 +374,9 @@ def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
         folder = state.directory / name / "secrets"
         for label in _SECRET_FILES:
             (folder / label).unlink(missing_ok=True)
-        for token_file in folder.glob(f"{_JWT_TOKEN_PREFIX}*"):
-            token_file.unlink(missing_ok=True)
+        for prefix in (_JWT_TOKEN_PREFIX, _APPROVAL_PREFIX):
+            for token_file in folder.glob(f"{prefix}*"):
+                token_file.unlink(missing_ok=True)
         with suppress(OSError):
             folder.rmdir()
 

@@ -13,6 +13,10 @@
 - ``GET /status/<code>``: answers ``code`` (429, 500, 302…) with a small JSON body, for fault mapping;
   ``GET /slow/<seconds>``: answers 200 after sleeping that long (at most a minute), for timeouts.
 
+The tests start it in process (:func:`start_oauth_server`); the lab runs it as a process of its own
+(``python -m parityprobe.lab.oauth_server --port P --config FILE``, see :func:`serve`), which reads its
+clients from a JSON file the lab writes (0600, removed by ``lab down``).
+
 It listens on 127.0.0.1 at a port chosen when it starts (plain HTTP, or TLS with the context it is given),
 serves each request on its own thread, and records each request's method, path and correlation header
 (:attr:`OAuthServer.seen`) so tests can check what arrived. Error descriptions deliberately echo the request
@@ -29,6 +33,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +45,7 @@ API_PREFIX = "/api/"
 CORRELATION_HEADER = "X-Correlation-ID"
 _MAX_BODY = 64 * 1024
 _MAX_SLEEP = 60.0
+_SEEN_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ class _State:
     token_ttl: int
     correlation_header: str
     tokens: dict[str, _Issued] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
+    # The latest requests only: the lab's server runs for as long as the lab does.
+    seen: deque[Seen] = field(default_factory=lambda: deque(maxlen=_SEEN_KEPT))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -84,8 +91,8 @@ class _Server(ThreadingHTTPServer):
     # stop() must not wait for a request still sleeping in /slow/.
     block_on_close = False
 
-    def __init__(self, state: _State, tls: ssl.SSLContext | None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, state: _State, tls: ssl.SSLContext | None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.state = state
         if tls is not None:
             # The handshake runs when a connection is accepted; one that fails is dropped by socketserver.
@@ -330,3 +337,37 @@ def start_oauth_server(
     thread = threading.Thread(target=server.serve_forever, name="oauth-lab-server", daemon=True)
     thread.start()
     return OAuthServer(server, thread)
+
+
+def serve(argv: list[str] | None = None) -> None:
+    """Serve on ``--port`` until terminated, with the clients, resources and token lifetime of ``--config``:
+    ``{"clients": {id: {"secret": s, "scopes": [..]}}, "resources": {name: scope}, "token_ttl": seconds}``."""
+    import argparse
+    import signal
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m parityprobe.lab.oauth_server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    config = json.loads(args.config.read_text(encoding="utf-8"))
+    clients = [
+        OAuthClientSpec(client_id, spec["secret"], frozenset(spec["scopes"]))
+        for client_id, spec in config["clients"].items()
+    ]
+    state = _State(
+        {c.client_id: c for c in clients},
+        dict(config["resources"]),
+        int(config["token_ttl"]),
+        CORRELATION_HEADER,
+    )
+    server = _Server(state, None, port=args.port)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    serve()

@@ -7,8 +7,9 @@ values, object bodies, access keys, signing keys and tokens when it seeds. Strin
 and ``${vars.NAME}`` (``vars`` values themselves only ``${account_id}``); :func:`load_profile` substitutes
 them, so the rest of the lab sees plain values.
 
-Profiles ship with the package and are named (:data:`PROFILES`): ``default``, the short demo, and
-``vault-gaps``, one planted gap of each kind the Vault plane finds. :func:`profile_path` turns a name, or the
+Profiles ship with the package and are named (:data:`PROFILES`): ``default``, the short demo,
+``vault-gaps``, one planted gap of each kind the Vault plane finds, and ``aws-gaps``, the same for the AWS
+and HTTP planes. :func:`profile_path` turns a name, or the
 path of a profile of one's own, into the file to load.
 """
 
@@ -37,8 +38,9 @@ from parityprobe.model import Tier
 
 DEFAULT_PROFILE = Path(__file__).with_name("default_profile.yaml")
 VAULT_GAPS_PROFILE = Path(__file__).with_name("vault_gaps_profile.yaml")
+AWS_GAPS_PROFILE = Path(__file__).with_name("aws_gaps_profile.yaml")
 # The profiles shipped with the package, by the name `parityprobe lab up --profile NAME` takes.
-PROFILES = {"default": DEFAULT_PROFILE, "vault-gaps": VAULT_GAPS_PROFILE}
+PROFILES = {"default": DEFAULT_PROFILE, "vault-gaps": VAULT_GAPS_PROFILE, "aws-gaps": AWS_GAPS_PROFILE}
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
@@ -240,27 +242,52 @@ class VaultProfile(_Input):
 
 
 class IamUser(_Input):
-    """An IAM user with inline policies; ``access_key: true`` makes the lab create a key for it."""
+    """An IAM user with inline and customer-managed (attached) policies; ``access_key: true`` makes the lab
+    create a key for it."""
 
     access_key: bool = False
     policies: dict[Name, PolicyDocument] = Field(default_factory=dict)
+    managed_policies: dict[Name, PolicyDocument] = Field(default_factory=dict)
 
 
 class IamRole(_Input):
-    """An IAM role that the listed users (of the same environment) may assume."""
+    """An IAM role that the listed users (of the same environment) may assume: one trust statement (moto
+    denies a principal that any statement of a trust policy does not name).
+
+    ``external_id_var``: the lab generates an external id, the approval a break-glass drill is handed,
+    writes it to a secret file and sets this var to the file's path; with ``require_external_id`` (the
+    default) the trust statement asks for it (``StringEquals sts:ExternalId``). moto refuses a wrong id but
+    lets an omitted one through (AWS refuses it).
+    """
 
     trusted_users: list[Name] = Field(min_length=1)
+    external_id_var: VarName | None = None
+    require_external_id: bool = True
     policies: dict[Name, PolicyDocument] = Field(default_factory=dict)
+    managed_policies: dict[Name, PolicyDocument] = Field(default_factory=dict)
+    max_session_duration: Duration | None = Field(default=None, ge=3600, le=43200)
+
+
+class SecretRotation(_Input):
+    """A Secrets Manager secret's rotation schedule (set without rotating: the value stays readable)."""
+
+    every_days: int = Field(ge=1, le=1000)
 
 
 class AwsProfile(_Input):
-    """What the lab creates in the environment's moto server."""
+    """What the lab creates in the environment's moto server.
+
+    ``rotation``: secret name (one of ``secrets``) -> its rotation schedule; a secret not named has
+    rotation off. ``auditor_user``: a read-only user (with ``access_key: true``) whose key the environments
+    file gives ``aws.config`` as ``config_credentials``."""
 
     workload_user: Name
+    auditor_user: Name | None = None
     users: dict[Name, IamUser] = Field(min_length=1)
     roles: dict[Name, IamRole] = Field(default_factory=dict)
     buckets: dict[Name, list[Name]] = Field(default_factory=dict, description="bucket name -> object keys")
     secrets: list[Name] = Field(default_factory=list, description="Secrets Manager secret names")
+    rotation: dict[Name, SecretRotation] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> AwsProfile:
@@ -269,10 +296,47 @@ class AwsProfile(_Input):
             raise ValueError(f"workload_user {self.workload_user!r} is not one of users")
         if not workload.access_key:
             raise ValueError(f"workload_user {self.workload_user!r} needs access_key: true")
+        if self.auditor_user is not None and not getattr(
+            self.users.get(self.auditor_user), "access_key", False
+        ):
+            raise ValueError(
+                f"auditor_user {self.auditor_user!r} must be one of users, with access_key: true"
+            )
         for name, role in self.roles.items():
             unknown = [u for u in role.trusted_users if u not in self.users]
             if unknown:
                 raise ValueError(f"role {name!r} trusts unknown users: {', '.join(unknown)}")
+        unknown = [s for s in self.rotation if s not in self.secrets]
+        if unknown:
+            raise ValueError(f"rotation names secrets not in secrets: {', '.join(unknown)}")
+        return self
+
+    def approval_vars(self) -> list[str]:
+        """The vars the lab sets to approval files (roles' ``external_id_var``)."""
+        return [role.external_id_var for role in self.roles.values() if role.external_id_var]
+
+
+class OAuthClient(_Input):
+    """A client of the environment's OAuth 2.0 server and the scopes it may be granted."""
+
+    scopes: list[Name] = Field(min_length=1)
+
+
+class HttpProfile(_Input):
+    """The environment's HTTP API: a local OAuth 2.0 client-credentials server and the API it protects.
+
+    ``resources``: API resource (``/api/<name>``) -> the scope a token needs for it. ``workload_client``
+    is the client the environments file configures (its secret generated by the lab)."""
+
+    workload_client: Name
+    clients: dict[Name, OAuthClient] = Field(min_length=1)
+    resources: dict[Name, Name] = Field(default_factory=dict)
+    token_ttl: Duration = 3600
+
+    @model_validator(mode="after")
+    def _workload_known(self) -> HttpProfile:
+        if self.workload_client not in self.clients:
+            raise ValueError(f"workload_client {self.workload_client!r} is not one of clients")
         return self
 
 
@@ -288,6 +352,7 @@ class EnvironmentProfile(_Input):
     safety: Safety = Field(default_factory=Safety)
     vault: VaultProfile
     aws: AwsProfile
+    http: HttpProfile | None = None
 
     @model_validator(mode="after")
     def _token_vars_free(self) -> EnvironmentProfile:
@@ -296,6 +361,9 @@ class EnvironmentProfile(_Input):
             raise ValueError(
                 f"vars {', '.join(clashing)} are set by vault.jwt_tokens (the token files' paths)"
             )
+        clashing = sorted(set(self.aws.approval_vars()) & {*self.vars, *self.vault.jwt_tokens})
+        if clashing:
+            raise ValueError(f"vars {', '.join(clashing)} are set by aws roles' external_id_var")
         return self
 
 
@@ -371,6 +439,8 @@ def _resolve(
     raw = env.model_dump(mode="json", exclude_none=True)
     raw["vault"] = walk(raw["vault"], ("vault",), known)
     raw["aws"] = walk(raw["aws"], ("aws",), known)
+    if "http" in raw:
+        raw["http"] = walk(raw["http"], ("http",), known)
     raw["vars"] = variables
     try:
         return EnvironmentProfile.model_validate(raw)

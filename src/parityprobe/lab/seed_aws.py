@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from parityprobe.errors import LabError
-from parityprobe.lab.profile import AwsProfile
+from parityprobe.lab.profile import AwsProfile, PolicyDocument
 from parityprobe.redact import Redactor
 from parityprobe.secret import Secret
 
@@ -43,10 +43,13 @@ _BOOTSTRAP = AccessKey(
 
 @dataclass(frozen=True)
 class AwsSeed:
-    """The keys the lab made: the workload's (for the environments file) and the lab administrator's."""
+    """The keys the lab made: the workload's (for the environments file) and the lab administrator's; and
+    the external ids roles ask for, by the var their approval file goes to (``external_id_var``)."""
 
     workload: AccessKey
     admin: AccessKey
+    approvals: dict[str, Secret]
+    auditor: AccessKey | None
 
 
 def seed_aws(url: str, profile: AwsProfile) -> AwsSeed:
@@ -59,15 +62,18 @@ def seed_aws(url: str, profile: AwsProfile) -> AwsSeed:
         bootstrap.create_user(UserName=ADMIN_USER)
         bootstrap.put_user_policy(UserName=ADMIN_USER, PolicyName="admin", PolicyDocument=_ADMIN_POLICY)
         admin = _create_key(bootstrap, ADMIN_USER, generated)
-        workload = _seed(url, admin, profile, generated)
+        keys, approvals = _seed(url, admin, profile, generated)
         _enforce(url, admin)
-        return AwsSeed(workload, admin)
+        auditor = keys[profile.auditor_user] if profile.auditor_user else None
+        return AwsSeed(keys[profile.workload_user], admin, approvals, auditor)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, httpx.HTTPError) as exc:
         message = Redactor(generated).redact(str(exc))
         raise LabError(f"seeding moto at {url} failed: {type(exc).__name__}: {message}") from None
 
 
-def _seed(url: str, admin: AccessKey, profile: AwsProfile, generated: list[Secret]) -> AccessKey:
+def _seed(
+    url: str, admin: AccessKey, profile: AwsProfile, generated: list[Secret]
+) -> tuple[dict[str, AccessKey], dict[str, Secret]]:
     iam = _session(admin).client("iam", endpoint_url=url, config=_config())
     arns: dict[str, str] = {}
     keys: dict[str, AccessKey] = {}
@@ -75,22 +81,31 @@ def _seed(url: str, admin: AccessKey, profile: AwsProfile, generated: list[Secre
         arns[name] = iam.create_user(UserName=name)["User"]["Arn"]
         for policy_name, document in user.policies.items():
             iam.put_user_policy(UserName=name, PolicyName=policy_name, PolicyDocument=document.to_json())
+        for policy_name, document in user.managed_policies.items():
+            iam.attach_user_policy(UserName=name, PolicyArn=_managed_policy(iam, policy_name, document))
         if user.access_key:
             keys[name] = _create_key(iam, name, generated)
+    approvals: dict[str, Secret] = {}
     for name, role in profile.roles.items():
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": [arns[u] for u in role.trusted_users]},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
+        statement: dict[str, object] = {
+            "Sid": "Trusted",
+            "Effect": "Allow",
+            "Principal": {"AWS": [arns[u] for u in role.trusted_users]},
+            "Action": "sts:AssumeRole",
         }
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+        if role.external_id_var is not None:
+            external_id = Secret(secrets.token_urlsafe(18), f"external id of role {name}")
+            generated.append(external_id)
+            approvals[role.external_id_var] = external_id
+            if role.require_external_id:
+                statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id.reveal()}}
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        extra = {} if role.max_session_duration is None else {"MaxSessionDuration": role.max_session_duration}
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, **extra)  # type: ignore[arg-type]
         for policy_name, document in role.policies.items():
             iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=document.to_json())
+        for policy_name, document in role.managed_policies.items():
+            iam.attach_role_policy(RoleName=name, PolicyArn=_managed_policy(iam, policy_name, document))
     s3 = _session(admin).client("s3", endpoint_url=url, config=_config())
     for bucket, object_keys in profile.buckets.items():
         s3.create_bucket(Bucket=bucket)
@@ -103,7 +118,21 @@ def _seed(url: str, admin: AccessKey, profile: AwsProfile, generated: list[Secre
         value = Secret(secrets.token_urlsafe(24), f"secretsmanager {secret_name}")
         generated.append(value)
         sm.create_secret(Name=secret_name, SecretString=value.reveal())
-    return keys[profile.workload_user]
+        rotation = profile.rotation.get(secret_name)
+        if rotation is not None:
+            # Sets the schedule only: without a rotation function, rotating now would leave moto (and AWS)
+            # with an empty current version (see the lab reference notes).
+            sm.rotate_secret(
+                SecretId=secret_name,
+                RotationRules={"AutomaticallyAfterDays": rotation.every_days},
+                RotateImmediately=False,
+            )
+    return keys, approvals
+
+
+def _managed_policy(iam: IAMClient, name: str, document: PolicyDocument) -> str:
+    """Create a customer-managed policy; its ARN."""
+    return iam.create_policy(PolicyName=name, PolicyDocument=document.to_json())["Policy"]["Arn"]
 
 
 def _create_key(iam: IAMClient, user: str, generated: list[Secret]) -> AccessKey:

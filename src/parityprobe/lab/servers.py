@@ -153,6 +153,20 @@ def start_moto(
     return _start("moto", command, env, workdir / "moto.log", "/moto-api/", on_spawn)
 
 
+def start_oauth(
+    workdir: Path, config_file: Path, on_spawn: Callable[[ServerProcess], None] | None = None
+) -> ServerProcess:
+    """The lab's OAuth 2.0 server and protected API (:mod:`.oauth_server`), serving the clients and resources
+    of ``config_file``; ``on_spawn`` as for :func:`start_moto`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        module = "parityprobe.lab.oauth_server"
+        return [sys.executable, "-m", module, "--port", str(port), "--config", str(config_file)]
+
+    return _start("oauth", command, {}, workdir / "oauth.log", "/status/200", on_spawn)
+
+
 def _start(
     kind: str,
     command: Callable[[int], list[str]],
