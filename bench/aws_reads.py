@@ -19,13 +19,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
+from alternating import measure
 from botocore.config import Config
 
 from parityprobe.lab.servers import start_moto
@@ -111,18 +111,6 @@ class Direct:
                 self.sm.get_secret_value(SecretId=SECRET, VersionStage="AWSCURRENT")
             else:
                 self.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
-
-
-def measure(pairs: list[tuple[str, Callable[[], None]]], repetitions: int) -> dict[str, list[float]]:
-    for _, func in pairs:
-        func()  # warm: imports, botocore models, connections
-    timings: dict[str, list[float]] = {name: [] for name, _ in pairs}
-    for i in range(repetitions):
-        for name, func in pairs if i % 2 == 0 else list(reversed(pairs)):
-            start = time.perf_counter()
-            func()
-            timings[name].append(time.perf_counter() - start)
-    return timings
 
 
 def main() -> int:

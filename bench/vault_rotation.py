@@ -19,12 +19,12 @@ import secrets
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hvac
+from alternating import measure
 
 from parityprobe.lab.servers import start_openbao
 from parityprobe.pipeline import execute, plan
@@ -107,18 +107,6 @@ def direct_long(url: str, role_id: str, secret_id: str) -> None:
     for _ in range(LONG_STEPS):
         client.auth.token.lookup_self()
     client.adapter.close()
-
-
-def measure(pairs: list[tuple[str, Callable[[], None]]], repetitions: int) -> dict[str, list[float]]:
-    for _, func in pairs:
-        func()  # warm: imports, connections, server caches
-    timings: dict[str, list[float]] = {name: [] for name, _ in pairs}
-    for i in range(repetitions):
-        for name, func in pairs if i % 2 == 0 else list(reversed(pairs)):
-            start = time.perf_counter()
-            func()
-            timings[name].append(time.perf_counter() - start)
-    return timings
 
 
 def main() -> int:
