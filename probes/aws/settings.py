@@ -93,7 +93,7 @@ class AwsSettings(SectionSettings):
         return None if v is None else http_address(v)
 
     def resolve_paths(self, base_dir: Path) -> None:
-        for credentials in (self.credentials, getattr(self, "config_credentials", None)):
+        for credentials in (self.credentials, self.config_credentials):
             if isinstance(credentials, AwsWebIdentityCredentials):
                 # Made absolute without following symlinks: a kubelet's token path is a symlink into a
                 # directory it replaces at each rotation, so the resolved target would soon be gone.
