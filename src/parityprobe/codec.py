@@ -27,6 +27,8 @@ from parityprobe.model import (
     Category,
     Comparison,
     ErrorKind,
+    Evidence,
+    EvidenceStatus,
     Finding,
     Observation,
     Outcome,
@@ -137,6 +139,27 @@ def _run(run: Run) -> Record:
         "spec": _spec(run.spec),
         "observations": [_observation(o) for o in run.observations],
         "cleanup": [_observation(o) for o in run.cleanup],
+        "evidence": [_evidence(e) for e in run.evidence],
+    }
+
+
+def _evidence(evidence: Evidence) -> Record:
+    return {
+        "step": evidence.step,
+        "index": evidence.index,
+        "connector": evidence.connector,
+        "correlation_id": evidence.correlation_id,
+        "expect": evidence.expect,
+        "match": dict(sorted(evidence.match.items())),
+        "status": evidence.status.value,
+        "action_at": iso_utc(evidence.action_at),
+        "window_start": iso_utc(evidence.window_start),
+        "window_end": iso_utc(evidence.window_end),
+        "events": evidence.events,
+        "event_at": iso_utc(evidence.event_at) if evidence.event_at else None,
+        "seen_after_seconds": evidence.seen_after_seconds,
+        "reason": evidence.reason,
+        "polls": evidence.polls,
     }
 
 
@@ -351,6 +374,32 @@ def _read_run(r: _Reader) -> Run:
         finished_at=r.moment("finished_at"),
         observations=tuple(_read_observation(o) for o in r.children("observations")),
         cleanup=tuple(_read_observation(o) for o in r.children("cleanup")),
+        # Runs recorded before SIEM evidence existed have none.
+        evidence=tuple(_read_evidence(e) for e in r.children("evidence")) if "evidence" in r.record else (),
+    )
+
+
+def _read_evidence(r: _Reader) -> Evidence:
+    expect = r.text("expect")
+    if expect not in ("present", "absent"):
+        raise RecordError(f"{r.path}.expect: expected present or absent")
+    event_at = r.opt_str("event_at")
+    return Evidence(
+        step=r.text("step"),
+        index=r.opt_int("index") or 0,
+        connector=r.text("connector"),
+        correlation_id=r.text("correlation_id"),
+        expect=expect,
+        match=MappingProxyType(r.strings("match")),
+        status=r.enum("status", EvidenceStatus),
+        action_at=r.moment("action_at"),
+        window_start=r.moment("window_start"),
+        window_end=r.moment("window_end"),
+        events=r.opt_int("events") or 0,
+        event_at=None if event_at is None else r.moment("event_at"),
+        seen_after_seconds=r.opt_float("seen_after_seconds"),
+        reason=r.opt_str("reason"),
+        polls=r.opt_int("polls") or 0,
     )
 
 

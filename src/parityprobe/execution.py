@@ -29,6 +29,7 @@ from parityprobe.model import (
     NOT_ALLOWED_HERE,
     Effect,
     ErrorKind,
+    Evidence,
     Grant,
     Observation,
     Outcome,
@@ -46,6 +47,7 @@ from parityprobe.probe import (
     Timer,
 )
 from parityprobe.secret import Secret
+from parityprobe.siem.wait import EvidenceWait, Pending, no_verdict
 from parityprobe.spec import ScenarioSpec, environment_facts
 from parityprobe.undo import JournalEntry, RunJournal
 
@@ -86,6 +88,9 @@ class Execution:
         # Probe calls abandoned at their deadline, by correlation id: they may still create something.
         self.abandoned: dict[str, Future[ProbeResult]] = {}
         self.scope = Scope(env.name, env.vars, self.outputs)
+        self._default_connector = ""
+        self.siem = self._evidence_wait()
+        self.evidence: list[Evidence] = []  # expectations of steps that did not act: no verdict at once
 
     def run(self) -> Run:
         """Every step in order, then every cleanup step and pending undo, whatever happened before."""
@@ -93,6 +98,10 @@ class Execution:
         listeners.run_started(self.started)
         observations: list[Observation] = []
         cleanup: list[Observation] = []
+        if self.siem is not None:
+            self.siem.begin(
+                self._connector_name(e.connector) for s in self.planned.steps for e in s.step.siem
+            )
         try:
             for planned in self.planned.steps:
                 observations.append(self.step(planned))
@@ -106,6 +115,9 @@ class Execution:
             for index, entry in enumerate(reversed(pending), start=1):
                 cleanup.append(self.undo(entry, index, entry.recorded_by in running))
                 listeners.cleanup_finished(self.started, cleanup[-1])
+        if self.siem is not None:
+            self.evidence.extend(self.siem.wait())
+        order = {planned.step.id: i for i, planned in enumerate(self.planned.steps)}
         run = Run(
             id=self.run_id,
             spec=self.started.spec,
@@ -114,12 +126,21 @@ class Execution:
             finished_at=self.runner.clock(),
             observations=tuple(observations),
             cleanup=tuple(cleanup),
+            evidence=tuple(sorted(self.evidence, key=lambda e: (order.get(e.step, len(order)), e.index))),
         )
         listeners.run_finished(run)
         return run
 
     def step(self, planned: PlannedStep) -> Observation:
-        """One step: prepare (safety, render, bind), then invoke (deadline, call, translate)."""
+        """One step: prepare (safety, render, bind), then invoke (deadline, call, translate); then its SIEM
+        expectations are left to the wait after the run's steps."""
+        acted = time.monotonic()
+        obs = self._step(planned)
+        if planned.step.siem and self.siem is not None:
+            self._expect_evidence(planned, obs, acted)
+        return obs
+
+    def _step(self, planned: PlannedStep) -> Observation:
         step = planned.step
         base = self._factory(step.id, step.probe)
         prepared = self._prepare(planned, base)
@@ -141,6 +162,48 @@ class Execution:
         self.outputs[step.id] = obs.outputs
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
+
+    def _evidence_wait(self) -> EvidenceWait | None:
+        """The run's SIEM side, when a step expects evidence (the plan has checked that the environment has
+        every connector the expectations name)."""
+        if not any(p.step.siem for p in self.planned.steps):
+            return None
+        from parityprobe.siem.settings import SiemSettings  # loads the connector types: only when used
+
+        section = self.env.section("siem", SiemSettings)
+        if section is None:
+            return None
+        self._default_connector = str(section.default)
+        return EvidenceWait(
+            section.connectors,
+            self.runner.redactor,
+            poll_interval=float(section.poll_interval),
+            max_poll_interval=float(section.max_poll_interval),
+            clock=self.runner.clock,
+        )
+
+    def _connector_name(self, name: str | None) -> str:
+        return name if name is not None else self._default_connector
+
+    def _expect_evidence(self, planned: PlannedStep, obs: Observation, acted: float) -> None:
+        assert self.siem is not None
+        for index, expectation in enumerate(planned.step.siem):
+            item = Pending(
+                step=obs.step,
+                index=index,
+                connector=self._connector_name(expectation.connector),
+                correlation_id=obs.correlation_id,
+                expect=expectation.expect,
+                match=MappingProxyType(dict(expectation.match)),
+                within=float(expectation.within),
+                action_at=obs.started_at,
+                acted=acted,
+            )
+            if obs.outcome.is_verdict:
+                self.siem.add(item)
+            else:
+                why = f"the step did not act ({obs.describe()})"
+                self.evidence.append(no_verdict(item, why, self.runner.clock))
 
     def _crosschecked(
         self,

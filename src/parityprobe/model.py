@@ -151,6 +151,67 @@ class Observation:
         return str(self.outcome.value)
 
 
+class EvidenceStatus(enum.Enum):
+    """What a SIEM showed for one expectation of one step, by its deadline."""
+
+    RECEIVED = "received"  # matching events were found
+    MISSING = "missing"  # searched until the deadline: none
+    NO_VERDICT = "no_verdict"  # the SIEM did not answer (unreachable, timed out, throttled, refused)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One SIEM expectation of one step in one environment, and what the SIEM showed.
+
+    ``index`` is the expectation's place in the step's ``siem`` list; ``connector`` the environment's
+    connector asked; the window is what was searched. ``event_at`` is the earliest matching event's own time
+    (the SIEM's record of when it happened), ``seen_after_seconds`` the time from the action to the poll that
+    first found it (both None unless received); ``reason`` says why there is no verdict; ``polls`` how many
+    queries its connector had been asked (for all the run's pending ids at once) when this was decided.
+    """
+
+    step: str
+    index: int
+    connector: str
+    correlation_id: str
+    expect: str  # "present" or "absent"
+    match: Mapping[str, str]
+    status: EvidenceStatus
+    action_at: datetime
+    window_start: datetime
+    window_end: datetime
+    events: int = 0
+    event_at: datetime | None = None
+    seen_after_seconds: float | None = None
+    reason: str | None = None
+    polls: int = 0
+
+    @property
+    def holds(self) -> bool | None:
+        """Whether the expectation holds (present and received, or absent and missing); None: no verdict."""
+        if self.status is EvidenceStatus.NO_VERDICT:
+            return None
+        return (self.status is EvidenceStatus.RECEIVED) == (self.expect == "present")
+
+    @property
+    def receipt_seconds(self) -> float | None:
+        """From the action to the earliest matching event's own time (the SIEM's delay to record it), when
+        the SIEM gives event times; else to the poll that first saw it."""
+        if self.event_at is not None:
+            return max(0.0, (self.event_at - self.action_at).total_seconds())
+        return self.seen_after_seconds
+
+    def describe(self) -> str:
+        """``received in 1.2s`` / ``missing (searched 30s)`` / ``no verdict: <reason>``."""
+        if self.status is EvidenceStatus.RECEIVED:
+            took = self.receipt_seconds
+            return f"received in {took:.1f}s" if took is not None else "received"
+        if self.status is EvidenceStatus.MISSING:
+            searched = (self.window_end - self.action_at).total_seconds()
+            return f"missing (searched {searched:.0f}s)"
+        return f"no verdict: {self.reason or 'the SIEM did not answer'}"
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """One scenario in one environment: its observations in step order, then its cleanup steps and undos.
@@ -166,6 +227,8 @@ class Run:
     finished_at: datetime
     observations: tuple[Observation, ...]
     cleanup: tuple[Observation, ...] = ()
+    # What each environment's SIEM showed for the steps' ``siem`` expectations (after the steps).
+    evidence: tuple[Evidence, ...] = ()
 
     @property
     def scenario(self) -> str:

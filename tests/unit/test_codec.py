@@ -26,6 +26,8 @@ from parityprobe.model import (
     Category,
     Comparison,
     ErrorKind,
+    Evidence,
+    EvidenceStatus,
     Finding,
     Grant,
     Observation,
@@ -132,6 +134,27 @@ def specs() -> st.SearchStrategy[ScenarioSpec]:
     )
 
 
+def evidence(moments: Moments) -> st.SearchStrategy[Evidence]:
+    return st.builds(
+        Evidence,
+        step=NAMES,
+        index=st.integers(0, 19),
+        connector=NAMES,
+        correlation_id=NAMES,
+        expect=st.sampled_from(["present", "absent"]),
+        match=st.dictionaries(NAMES, TEXT, max_size=2),
+        status=st.sampled_from(EvidenceStatus),
+        action_at=moments,
+        window_start=moments,
+        window_end=moments,
+        events=st.integers(0, 1000),
+        event_at=st.none() | moments,
+        seen_after_seconds=st.none() | st.floats(0, 1e5, allow_nan=False),
+        reason=st.none() | TEXT,
+        polls=st.integers(0, 1000),
+    )
+
+
 def runs(moments: Moments, with_secrets: bool) -> st.SearchStrategy[Run]:
     obs = st.lists(observations(moments, with_secrets), max_size=2).map(tuple)
     return st.builds(
@@ -145,6 +168,7 @@ def runs(moments: Moments, with_secrets: bool) -> st.SearchStrategy[Run]:
         finished_at=moments,
         observations=obs,
         cleanup=obs,
+        evidence=st.lists(evidence(moments), max_size=2).map(tuple),
     )
 
 
@@ -500,6 +524,17 @@ def test_a_missing_key_and_a_record_that_is_not_an_object_are_named() -> None:
         from_record(Observation, record)
     with pytest.raises(RecordError, match=r"^Run: expected an object$"):
         from_record(Run, ["not", "a", "run"])
+
+
+def test_a_run_recorded_before_siem_evidence_reads_with_none() -> None:
+    spec = ScenarioSpec("sc", "0" * 64)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    record = to_record(Run("r", spec, EnvironmentFacts("staging", Tier.STAGING), moment, moment, ()))
+    del record["evidence"]
+    assert from_record(Run, record).evidence == ()
+    with pytest.raises(RecordError, match=r"^Run\.evidence\[0\]\.expect: "):
+        bad = {"step": "s", "connector": "c", "correlation_id": "i", "expect": "maybe"}
+        from_record(Run, {**record, "evidence": [bad]})
 
 
 @pytest.mark.parametrize("scenario", [0, None, "another-scenario"])

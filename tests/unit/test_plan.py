@@ -127,3 +127,62 @@ def test_all_files_problems_reported_together(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         build_plan(environments(tmp_path), load_scenarios([library]), REGISTRY)
     assert sorted(p.file.name for p in exc.value.problems if p.file) == ["a.yaml", "b.yaml"]
+
+
+SIEM_ENVS = """\
+environments:
+  staging:
+    siem:
+      connectors:
+        audit: {type: file, path: staging-audit.log}
+  production:
+    siem:
+      default: logs
+      connectors:
+        audit: {type: file, path: production-audit.log}
+        logs: {type: file, path: production-logs.log}
+"""
+
+
+def test_siem_expectations_name_connectors_every_environment_has(tmp_path: Path) -> None:
+    step = "  - id: a\n    probe: test.echo\n    siem:\n"
+    plan = plan_for(
+        tmp_path, f"id: s\nsteps:\n{step}      - {{match: {{type: response}}, within: 10s}}\n", SIEM_ENVS
+    )
+    (expectation,) = plan.scenarios[0].steps[0].step.siem
+    assert (expectation.connector, expectation.within, expectation.expect) == (None, 10, "present")
+    with pytest.raises(InputError) as exc:
+        plan_for(tmp_path, f"id: s\nsteps:\n{step}      - {{connector: logs, within: 1m}}\n", SIEM_ENVS)
+    (problem,) = exc.value.problems
+    assert (problem.line, problem.field) == (6, "steps[0].siem[0].connector")
+    assert "environment staging has no SIEM connector 'logs'" in str(problem)
+    with pytest.raises(InputError) as exc:
+        plan_for(tmp_path, f"id: s\nsteps:\n{step}      - {{within: 1m}}\n")  # no siem section at all
+    assert "environments staging, production have no default SIEM connector" in messages(exc)[0]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("{within: 10s, mach: {type: x}}", "steps[0].siem[0].mach"),
+        ("{within: 0s}", "steps[0].siem[0].within"),
+        ("{within: 10s, expect: maybe}", "steps[0].siem[0].expect"),
+        ("{within: 10s, match: {'bad field': x}}", "steps[0].siem[0].match"),
+        ("{match: {type: x}}", "steps[0].siem[0].within"),
+    ],
+)
+def test_a_bad_siem_expectation_is_located(tmp_path: Path, entry: str, field: str) -> None:
+    with pytest.raises(InputError) as exc:
+        plan_for(
+            tmp_path,
+            f"id: s\nsteps:\n  - id: a\n    probe: test.echo\n    siem:\n      - {entry}\n",
+            SIEM_ENVS,
+        )
+    assert any(p.field is not None and p.field.startswith(field) and p.line == 6 for p in exc.value.problems)
+
+
+def test_an_unknown_connector_type_in_an_environment_is_located(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as exc:
+        environments(tmp_path, SIEM_ENVS.replace("type: file, path: staging", "type: splunkk, path: staging"))
+    (problem,) = exc.value.problems
+    assert problem.line == 5 and str(problem.field).startswith("environments.staging.siem.connectors.audit")

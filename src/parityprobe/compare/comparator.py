@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parityprobe.compare import cleanup, declared, drift, grants, outcomes, timing
+from parityprobe.compare import cleanup, declared, drift, evidence, grants, outcomes, timing
 from parityprobe.compare.context import StepView
 from parityprobe.model import Comparison, Finding, Run
 from parityprobe.spec import ScenarioSpec
@@ -23,6 +23,7 @@ def compare(spec: ScenarioSpec, runs: Sequence[Run]) -> Comparison:
         present = [(run.env, obs) for run in runs if (obs := run.observation(step.id)) is not None]
         view = StepView(spec.id, step, tuple(e for e, _ in present), tuple(o for _, o in present))
         findings.extend(step_findings(view))
+    findings.extend(evidence.findings(spec.id, runs))
     findings.extend(cleanup.failures(spec, runs))
     order = {step.id: i for i, step in enumerate(spec.steps)}
     findings.sort(key=lambda f: (f.severity.rank, order.get(f.step or "", 0)))

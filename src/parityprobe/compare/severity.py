@@ -19,6 +19,8 @@
   (its evidence is missing where it matters): ``high``; any other field: ``medium``.
 - A live decision that disagrees with the declared one: wider than declared (access nobody sees in the
   policies) ``high`` in production, ``medium`` elsewhere; narrower than declared: ``low``.
+- An expected SIEM event missing, or one that must be absent present: ``high`` in production, ``medium``
+  elsewhere; SIEM receipt slower beyond the tolerance: ``medium``.
 - A cross-check the target could not answer (no policy simulator there; an inconclusive finding): ``low`` —
   the live decision was judged, only its comparison with the declared one is missing; never agreement.
 """
@@ -64,6 +66,12 @@ def config_drift(policy_rule: bool, missing_in_production: bool) -> Severity:
     if policy_rule:
         return mismatch({Outcome.ALLOWED, Outcome.DENIED})
     return Severity.HIGH if missing_in_production else DRIFT
+
+
+def evidence_gap(tier: Tier) -> Severity:
+    """An expected SIEM event missing (or a forbidden one present): blind detection in production is
+    ``high``; elsewhere ``medium`` (the detection cannot be tested there)."""
+    return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
 
 
 # A cross-check the target could not answer: the step's own decision was judged, its declared twin was not.

@@ -154,12 +154,22 @@ def _secret_refs(
 ) -> list[tuple[tuple[PathPart, ...], SecretRef]]:
     found: list[tuple[tuple[PathPart, ...], SecretRef]] = []
     for name in type(model).model_fields:
-        value: Any = getattr(model, name)
-        if isinstance(value, SecretRef):
-            found.append(((*path, name), value))
-        elif isinstance(value, BaseModel):
-            found.extend(_secret_refs(value, (*path, name)))
+        found.extend(_refs_in(getattr(model, name), (*path, name)))
     return found
+
+
+def _refs_in(value: Any, path: tuple[PathPart, ...]) -> list[tuple[tuple[PathPart, ...], SecretRef]]:
+    """The secret references in one field's value: itself, a nested model's, or a mapping's or list's
+    items' (a SIEM connector by name, say)."""
+    if isinstance(value, SecretRef):
+        return [(path, value)]
+    if isinstance(value, BaseModel):
+        return _secret_refs(value, path)
+    if isinstance(value, dict):
+        return [ref for key, item in value.items() for ref in _refs_in(item, (*path, str(key)))]
+    if isinstance(value, list | tuple):
+        return [ref for index, item in enumerate(value) for ref in _refs_in(item, (*path, index))]
+    return []
 
 
 def load_scenario(path: Path) -> LoadedScenario:

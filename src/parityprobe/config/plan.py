@@ -159,6 +159,8 @@ class _ScenarioChecker:
             )
         if step.crosscheck is not None:
             self._crosscheck(step, probe, path)
+        for index, expectation in enumerate(step.siem):
+            self._siem_connector(expectation.connector, (*path, "siem", index))
         self._plane(step, probe, path)
         # Registered after binding: a step may only reference the steps before it.
         self.done.setdefault(step.id, probe)
@@ -351,6 +353,21 @@ class _ScenarioChecker:
                 f"({why})",
             )
         return effect
+
+    def _siem_connector(self, name: str | None, path: tuple[PathPart, ...]) -> None:
+        """Every environment must have the SIEM connector a step's expectation names (or a default one)."""
+        lacking = []
+        for env in self.environments:
+            section = env.sections().get("siem")
+            settings_of = getattr(section, "settings_of", None)
+            if settings_of is None or settings_of(name) is None:
+                lacking.append(env.name)
+        if lacking:
+            what = f"SIEM connector {name!r}" if name else "default SIEM connector"
+            where = (*path, "connector") if name else path
+            self.add(
+                where, f"{_names('environment', lacking)} {'has' if len(lacking) == 1 else 'have'} no {what}"
+            )
 
     def _plane(self, step: Step, probe: type[Probe], path: tuple[PathPart, ...]) -> None:
         section = probe.section

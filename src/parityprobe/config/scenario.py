@@ -164,6 +164,21 @@ def _shortest_gap(trigger: Any) -> int:
     return min(gaps, default=0)
 
 
+class SiemExpectation(_Input):
+    """An event the step's action must (``present``) or must not (``absent``) cause in an environment's SIEM
+    within ``within`` of the action: found by the step's correlation id, then filtered by ``match`` (dotted
+    field names of the event, e.g. ``request.path``, ``error``, ``type``; each value exact, or a shell
+    pattern such as ``secret/data/*``, or ``"*"`` for "present, any value"). ``connector`` names one of the
+    environment's ``siem.connectors`` (its default when omitted)."""
+
+    connector: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")] | None = None
+    match: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_@$-]+(\.[A-Za-z0-9_@$-]+)*$")], str] = Field(
+        default_factory=dict
+    )
+    within: Duration = Field(gt=0, le=86400)
+    expect: Literal["present", "absent"] = "present"
+
+
 class Step(_Input):
     """One use of a probe."""
 
@@ -178,6 +193,8 @@ class Step(_Input):
     # Also ask the target what it declares for this action (Vault: sys/capabilities-self on the same path;
     # AWS: IAM's policy simulator for the same action) and report a live decision that disagrees.
     crosscheck: Literal["capabilities", "simulator"] | None = None
+    # Events the action must (or must not) cause in each environment's SIEM, checked after the run's steps.
+    siem: list[SiemExpectation] = Field(default_factory=list, max_length=20)
 
 
 class Scenario(_Input):

@@ -103,6 +103,12 @@ def _scenario(comparison: Comparison) -> ScenarioView:
                 cells=tuple(cell(observations.get(env), env) for env in comparison.environments),
                 severities=tuple(dict.fromkeys(f.severity for f in on_step)),
                 unchecked=step in unchecked,
+                siem=tuple(
+                    f"{run.environment}: {e.describe()}"
+                    for run in comparison.runs
+                    for e in run.evidence
+                    if e.step == step
+                ),
             )
         )
     return ScenarioView(

@@ -55,7 +55,15 @@ Document shape (keys appear in this order; ``indent=2``)::
             "secret_outputs": {"token": "vault token"},      # which outputs are secrets, and their kind
             "waits": {"new key works": 0.2}}                 # conditions the probe awaited: name -> seconds
          ],
-         "cleanup": [ ...observations, same shape... ]}
+         "cleanup": [ ...observations, same shape... ],
+         "evidence": [                                      # a step's siem expectations, one record each
+           {"step": "read-security-team", "index": 0, "connector": "logs", "correlation_id": "pp-...",
+            "expect": "present" | "absent", "match": {"type": "response"},
+            "status": "received" | "missing" | "no_verdict", "action_at": "...",
+            "window_start": "...", "window_end": "...", "events": 1,
+            "event_at": "..." | null,                       # the event's own time, by the SIEM
+            "seen_after_seconds": 1.2 | null,               # from the action to the poll that found it
+            "reason": str | null, "polls": 3}]}              # why no verdict; queries asked so far
       ]
     }
 

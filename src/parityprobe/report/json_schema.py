@@ -8,7 +8,7 @@ member added there is in the schema at once.
 from __future__ import annotations
 
 from parityprobe.grant import GRANT_FIELDS, Kind
-from parityprobe.model import Category, ErrorKind, ExitCode, Outcome, Severity, Tier
+from parityprobe.model import Category, ErrorKind, EvidenceStatus, ExitCode, Outcome, Severity, Tier
 
 SCHEMA_ID = "parityprobe.report/v2"
 
@@ -116,6 +116,26 @@ _SPEC_SCHEMA = _object(
     }
 )
 
+_EVIDENCE_SCHEMA = _object(
+    {
+        "step": _STR,
+        "index": {"type": "integer"},
+        "connector": _STR,
+        "correlation_id": _STR,
+        "expect": {"type": "string", "enum": ["present", "absent"]},
+        "match": {"type": "object", "additionalProperties": _STR},
+        "status": {"type": "string", "enum": [s.value for s in EvidenceStatus]},
+        "action_at": _TIMESTAMP,
+        "window_start": _TIMESTAMP,
+        "window_end": _TIMESTAMP,
+        "events": {"type": "integer"},
+        "event_at": {"type": _nullable("string")},
+        "seen_after_seconds": {"type": _nullable("number")},
+        "reason": {"type": _nullable("string")},
+        "polls": {"type": "integer"},
+    }
+)
+
 _RUN_SCHEMA = _object(
     {
         "id": _STR,
@@ -128,6 +148,7 @@ _RUN_SCHEMA = _object(
         "finished_at": _TIMESTAMP,
         "observations": {"type": "array", "items": _OBSERVATION_SCHEMA},
         "cleanup": {"type": "array", "items": _OBSERVATION_SCHEMA},
+        "evidence": {"type": "array", "items": _EVIDENCE_SCHEMA},
     }
 )
 

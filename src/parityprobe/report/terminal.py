@@ -125,6 +125,8 @@ def _steps_table(scenario: ScenarioView, red: _Redact) -> Table:
     table.add_column(red("step"), overflow="fold")
     for env in scenario.environments:
         table.add_column(red(env), overflow="fold")
+    if scenario.has_siem:
+        table.add_column(red("siem"), overflow="fold")
     table.add_column(red("findings"), overflow="fold")
     for row in scenario.rows:
         marker = Text()
@@ -133,7 +135,8 @@ def _steps_table(scenario: ScenarioView, red: _Redact) -> Table:
         if row.unchecked and not row.flagged:
             marker.append(red("unchecked"), "dim")  # one environment, no expectation: nothing judged it
         step_label = Text(red(("! " if row.flagged else "") + row.step), "bold" if row.flagged else "")
-        table.add_row(step_label, *(_cell(c, red) for c in row.cells), marker)
+        siem = [Text(red("\n".join(row.siem)), "dim")] if scenario.has_siem else []
+        table.add_row(step_label, *(_cell(c, red) for c in row.cells), *siem, marker)
     return table
 
 

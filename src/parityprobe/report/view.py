@@ -56,6 +56,7 @@ class StepRow:
     cells: tuple[Cell, ...]  # in the scenario's environment order
     severities: tuple[Severity, ...]  # of the findings on this step: distinct, most severe first
     unchecked: bool  # one environment and no expectation: nothing judged this step
+    siem: tuple[str, ...] = ()  # ``staging: received in 1.2s``: what each SIEM showed for the step
 
     @property
     def flagged(self) -> bool:
@@ -130,6 +131,11 @@ class ScenarioView:
     def environments(self) -> tuple[str, ...]:
         """The matrix's columns: the environments, in run order."""
         return tuple(run.environment for run in self.runs)
+
+    @property
+    def has_siem(self) -> bool:
+        """True when a step expects SIEM evidence: the matrix then has a SIEM column."""
+        return any(row.siem for row in self.rows)
 
     @property
     def heading(self) -> str:
