@@ -113,6 +113,16 @@ def findings_by_step(document: dict[str, object]) -> dict[tuple[str, str], list[
         ("vault-writes", "write-own", "expectation_violation", "high", "outcome", "allowed", "denied"),
         # (f) staging's workload may list which secrets exist
         ("vault-writes", "list-team", "expectation_violation", "high", "outcome", "allowed", "denied"),
+        # (h) staging's SIEM receives only successful requests: the denied call's audit event is missing
+        (
+            "forbidden-calls",
+            "read-security-team",
+            "evidence_gap",
+            "medium",
+            "siem[0]",
+            "missing",
+            "received",
+        ),
         # (g) staging's workload may create access keys for other users (asked for an absent user)
         (
             "forbidden-calls",
@@ -138,7 +148,7 @@ def test_each_planted_gap_is_found(
     (finding,) = [f for f in findings_by_step(json_run[1])[(scenario, step)] if f["field"] == field]
     assert (finding["category"], finding["severity"]) == (category, severity)
     values = finding["environments"]
-    assert values["staging"] == staging  # type: ignore[index]
+    assert str(values["staging"]).startswith(staging)  # type: ignore[index]
     assert str(values["production"]).startswith(production)  # type: ignore[index]
     assert str(finding["message"]).startswith("staging:")
 
@@ -156,7 +166,7 @@ def test_equal_steps_give_no_finding_and_the_run_exits_1(json_run: tuple[Result,
         assert equal not in by_step
     assert not [f for f in document["findings"] if f["category"] == "inconclusive"]  # type: ignore[attr-defined]
     observations = [o for run in document["runs"] for o in run["observations"]]  # type: ignore[attr-defined]
-    assert len(observations) == 2 * (3 + 7 + 1 + 2)
+    assert len(observations) == 2 * (3 + 8 + 1 + 2)
     assert all(o["outcome"] in ("allowed", "denied") for o in observations)
     assert all(re.fullmatch(r"pp-[0-9a-f]{12}-[a-z0-9-]+", o["correlation_id"]) for o in observations)
 

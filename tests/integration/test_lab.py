@@ -286,7 +286,7 @@ def test_down_stops_everything_and_is_idempotent(tmp_path: Path) -> None:
         assert {s.url for s in current.servers} == {s.url for s in state.servers}
     finally:
         stopped = down(directory)
-    assert len(stopped) == 2
+    assert len(stopped) == 3  # OpenBao, moto and the SIEM forwarder
     assert not [s for s in state.servers if pid_alive(s.pid)]
     assert all(_port_closed(s.port) for s in state.servers)
     assert not _server_processes(directory)
@@ -323,7 +323,7 @@ def test_sigterm_brings_the_lab_down(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         servers = _server_processes(directory)
-        assert len(servers) == 2
+        assert len(servers) == 3  # OpenBao, moto and the SIEM forwarder
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
@@ -512,7 +512,7 @@ def test_a_database_lab_runs_postgres_and_the_undos_leave_nothing(tmp_path: Path
     finally:
         stopped = down(directory)
     assert ("solo", "postgres") in {(s.environment, s.kind) for s in lab.servers}
-    assert len(stopped) == 3
+    assert len(stopped) == 4  # OpenBao, moto, PostgreSQL and the SIEM forwarder
     assert not [s for s in lab.servers if pid_alive(s.pid)]
     assert all(_port_closed(s.port) for s in lab.servers)
     assert not _server_processes(directory)

@@ -44,14 +44,21 @@ import yaml
 from parityprobe.config.environments import SectionRegistry, environments_model
 from parityprobe.errors import LabError
 from parityprobe.lab.jwt_keys import SigningKey, generate_key, write_token_file
+from parityprobe.lab.postgres import ADMIN_USER, PostgresServer, start_postgres, stop_postgres
 from parityprobe.lab.postgres import KIND as POSTGRES
-from parityprobe.lab.postgres import PostgresServer, start_postgres, stop_postgres
-from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, load_profile
+from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, SiemProfile, load_profile
 from parityprobe.lab.profile import profile_path as find_profile
 from parityprobe.lab.seed_aws import REGION, AccessKey, AwsSeed, seed_aws
 from parityprobe.lab.seed_database import seed_database
 from parityprobe.lab.seed_vault import JwtTrust, VaultSeed, seed_vault
-from parityprobe.lab.servers import open_private, start_moto, start_oauth, start_openbao, stop_pid
+from parityprobe.lab.servers import (
+    open_private,
+    start_moto,
+    start_oauth,
+    start_openbao,
+    start_siem_forwarder,
+    stop_pid,
+)
 from parityprobe.lab.state import (
     LabState,
     LabStatus,
@@ -66,17 +73,21 @@ from parityprobe.secret import Secret
 __all__ = ["LabStatus", "down", "running_lab", "status", "up"]  # LabStatus too: the CLI imports it from here
 
 _OAUTH_CONFIG = "oauth-server.json"  # the OAuth server's clients with their secrets, read when it starts
+_FORWARDER_CONFIG = "siem-forwarder.json"  # the SIEM forwarder's stores with their credentials
 _SECRET_FILES = frozenset(
     {"root-token", "vault-role-id", "vault-secret-id", "aws-access-key-id", "aws-secret-access-key"}
     | {"aws-admin-access-key-id", "aws-admin-secret-access-key", "vault-config-token"}
     | {"postgres-admin-password", "break-glass-role-id", "break-glass-wrapped-secret-id"}
     | {"oauth-client-secret", _OAUTH_CONFIG, "aws-auditor-access-key-id", "aws-auditor-secret-access-key"}
+    | {_FORWARDER_CONFIG, "siem-sql-url"}
 )
 # How the names of PostgreSQL's data directories start (start_postgres's mkdtemp): the only ones down removes.
 _POSTGRES_DATA_PREFIX = "parityprobe-postgres-"
 _JWT_TOKEN_PREFIX = "jwt-token-"  # then the var's name: one file per entry of the profile's jwt_tokens
 _APPROVAL_PREFIX = "aws-approval-"  # then the var's name: a role's external id (external_id_var)
 OAUTH = "oauth"
+FORWARDER = "forwarder"
+_AUDIT_LOG = "vault-audit.log"
 
 
 def up(directory: Path, profile: str | Path | None = None) -> LabState:
@@ -154,14 +165,14 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
     tokens = {name: Secret(token_urlsafe(24), f"{name} vault root token") for name in environments}
     for name in environments:
         # A SIEM reading the audit log must see this lab's events only.
-        (directory / name / "vault-audit.log").unlink(missing_ok=True)
+        (directory / name / _AUDIT_LOG).unlink(missing_ok=True)
         _write_secret(directory, name, "root-token", tokens[name])
 
     # One signing key per environment, held in memory only: each environment's OpenBao trusts its own.
     trust = {name: JwtTrust(generate_key(name), f"https://lab.{name}.example") for name in environments}
 
     def vault(name: str) -> VaultSeed:
-        audit_log = directory / name / "vault-audit.log"
+        audit_log = directory / name / _AUDIT_LOG
         server = start_openbao(
             directory / name / "openbao",
             tokens[name],
@@ -230,6 +241,9 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         for job in database_jobs:
             job.result()
         client_secrets = {name: job.result() for name, job in oauth_jobs.items()}
+        for name, env in environments.items():
+            if env.siem is not None:
+                _start_forwarder(recorder, name, env.siem, aws_seeds[name], postgres_servers.get(name))
     finally:
         # Wait for every job even after a failure or Ctrl-C, so that no server starts after the clean-up.
         with _signals_held():
@@ -255,7 +269,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
 
 
 # What the lab's environments have (postgres and http: some of them).
-_SECTIONS = ("vault", "aws", POSTGRES, "http")
+_SECTIONS = ("vault", "aws", POSTGRES, "http", "siem")
 
 
 def _environment_entry(
@@ -305,6 +319,7 @@ def _environment_entry(
         "aws": aws_section,
         **_postgres_entry(postgres),
         **_http_entry(state, name, env, client_secret),
+        **_siem_entry(state, name, env, aws, postgres),
         "vars": {**env.vars, **token_files},
         "safety": env.safety.model_dump(mode="json"),
     }
@@ -344,6 +359,78 @@ def _http_entry(state: LabState, name: str, env: EnvironmentProfile, secret: Sec
         "client_secret": client_secret,
     }
     return {"http": {"base_url": state.server(name, OAUTH).url, "oauth2": oauth2}}
+
+
+def _start_forwarder(
+    recorder: Recorder, name: str, siem: SiemProfile, aws: AwsSeed, postgres: PostgresServer | None
+) -> None:
+    """The environment's SIEM forwarder: its OpenBao audit log to CloudWatch Logs in its moto server and,
+    where it has a PostgreSQL, to a table there."""
+    directory = recorder.state.directory
+    config: dict[str, Any] = {
+        "audit_log": str(directory / name / _AUDIT_LOG),
+        "only_successes": siem.forward == "successes",
+        "cloudwatch": {
+            "endpoint_url": recorder.state.server(name, "moto").url,
+            "region": REGION,
+            "access_key_id": aws.admin.access_key_id.reveal(),
+            "secret_access_key": aws.admin.secret_access_key.reveal(),
+            "log_group": siem.log_group,
+            "log_stream": name,
+        },
+        "postgres": None,
+    }
+    if postgres is not None:
+        config["postgres"] = {
+            "host": postgres.host,
+            "port": postgres.port,
+            "dbname": postgres.dbname,
+            "user": ADMIN_USER,
+            "password": postgres.admin_password.reveal(),
+            "table": siem.table,
+        }
+    config_file = directory / name / "secrets" / _FORWARDER_CONFIG
+    _write_secret(directory, name, _FORWARDER_CONFIG, Secret(json.dumps(config), "siem forwarder stores"))
+    start_siem_forwarder(
+        directory / name / FORWARDER, config_file, on_spawn=lambda spawned: recorder.add(name, spawned)
+    )
+
+
+def _siem_entry(
+    state: LabState, name: str, env: EnvironmentProfile, aws: AwsSeed, postgres: PostgresServer | None
+) -> dict[str, Any]:
+    """The ``siem`` section of an environment with a lab SIEM: ``logs`` (CloudWatch Logs, the default),
+    ``warehouse`` (the PostgreSQL table, where there is one) and ``audit`` (the raw audit log: what a SIEM
+    should have received)."""
+    if env.siem is None:
+        return {}
+    connectors: dict[str, Any] = {
+        "logs": {
+            "type": "cloudwatch_logs",
+            "log_group": env.siem.log_group,
+            "region": REGION,
+            "endpoint_url": state.server(name, "moto").url,
+            "credentials": _static(
+                lambda label, secret: _write_secret(state.directory, name, label, secret),
+                "aws-admin",
+                aws.admin,
+            ),
+        },
+        "audit": {"type": "file", "path": f"{name}/{_AUDIT_LOG}"},
+    }
+    if postgres is not None:
+        url = Secret(
+            f"postgresql+psycopg://{ADMIN_USER}:{postgres.admin_password.reveal()}@{postgres.host}:{postgres.port}/{postgres.dbname}",
+            "siem sql url",
+        )
+        connectors["warehouse"] = {
+            "type": "sql",
+            "url": _write_secret(state.directory, name, "siem-sql-url", url),
+            "table": env.siem.table,
+            "columns": {"correlation_id": "correlation_id", "time": "event_time", "body": "body"},
+        }
+    # The lab's SIEM answers within a second: poll often, so a demo's wait stays short.
+    return {"siem": {"default": "logs", "poll_interval": 1, "max_poll_interval": 5, "connectors": connectors}}
 
 
 def _write_jwt_tokens(directory: Path, name: str, env: EnvironmentProfile, trust: JwtTrust) -> dict[str, str]:

@@ -340,6 +340,17 @@ class HttpProfile(_Input):
         return self
 
 
+class SiemProfile(_Input):
+    """The environment's lab SIEM: a forwarder follows its OpenBao audit log and ships the entries to
+    CloudWatch Logs in its moto server (``log_group``) and, where the environment has a PostgreSQL, to a
+    table (``table``). ``forward: successes`` ships only entries without an error (the gap of a SIEM that
+    never sees a denied call)."""
+
+    forward: Literal["all", "successes"] = "all"
+    log_group: Name = "/parityprobe/vault-audit"
+    table: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,50}$")] = "vault_audit"
+
+
 class EnvironmentProfile(_Input):
     """One lab environment: its AWS account, tier, ``vars``, safety and what to seed.
 
@@ -353,6 +364,7 @@ class EnvironmentProfile(_Input):
     vault: VaultProfile
     aws: AwsProfile
     http: HttpProfile | None = None
+    siem: SiemProfile | None = None
 
     @model_validator(mode="after")
     def _token_vars_free(self) -> EnvironmentProfile:

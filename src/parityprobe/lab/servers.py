@@ -167,6 +167,20 @@ def start_oauth(
     return _start("oauth", command, {}, workdir / "oauth.log", "/status/200", on_spawn)
 
 
+def start_siem_forwarder(
+    workdir: Path, config_file: Path, on_spawn: Callable[[ServerProcess], None] | None = None
+) -> ServerProcess:
+    """An environment's SIEM forwarder (:mod:`.siem_forwarder`): follows the audit log named in
+    ``config_file`` and ships it to that environment's SIEM stores; ``on_spawn`` as for :func:`start_moto`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        module = "parityprobe.lab.siem_forwarder"
+        return [sys.executable, "-m", module, "--port", str(port), "--config", str(config_file)]
+
+    return _start("forwarder", command, {}, workdir / "forwarder.log", "/health", on_spawn)
+
+
 def _start(
     kind: str,
     command: Callable[[int], list[str]],
