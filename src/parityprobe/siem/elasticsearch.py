@@ -33,26 +33,23 @@ lacks it) and ``ingested_at`` its ``event.ingested`` (set by Elastic's ingest pi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from parityprobe.config.environments import http_address
 from parityprobe.config.secretref import SecretRef
 from parityprobe.model import ErrorKind
 from parityprobe.siem.connector import (
-    ConnectorSettings,
     SiemEvent,
     SiemQuery,
     SiemUnavailable,
     correlation_ids_in,
     flatten,
 )
+from parityprobe.siem.http_settings import HttpConnectorSettings, one_credential
 
 if TYPE_CHECKING:
     from parityprobe.siem._http import HttpSiem
@@ -65,7 +62,7 @@ _FIELD_PATTERN = r"^[^\s]{1,255}$"
 MAX_PAGES = 200
 
 
-class ElasticsearchSettings(ConnectorSettings):
+class ElasticsearchSettings(HttpConnectorSettings):
     """An Elasticsearch or OpenSearch cluster: ``base_url``, the ``index`` (or pattern, or comma-separated
     list) holding the events, and credentials by reference — ``api_key`` (sent as ``Authorization:
     ApiKey``) or ``username`` with ``password`` (HTTP Basic), or neither. ``time_field`` (a date field)
@@ -76,7 +73,6 @@ class ElasticsearchSettings(ConnectorSettings):
 
     name: ClassVar[str] = "elasticsearch"
     type: Literal["elasticsearch"]
-    base_url: str
     index: str = Field(pattern=_INDEX_PATTERN)
     api_key: SecretRef | None = None
     username: str | None = Field(default=None, min_length=1)
@@ -85,20 +81,10 @@ class ElasticsearchSettings(ConnectorSettings):
     correlation_field: str | None = Field(default=None, pattern=_FIELD_PATTERN)
     tiebreaker: str = Field(default="_doc", pattern=_FIELD_PATTERN)
     page_size: int = Field(default=500, ge=1, le=10_000)
-    verify_tls: bool = True
-    ca_cert: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, v: str) -> str:
-        return http_address(v)
 
     @model_validator(mode="after")
     def _one_credential(self) -> ElasticsearchSettings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give username and password together")
-        if self.api_key is not None and self.username is not None:
-            raise ValueError("give api_key or username and password, not both")
+        one_credential(self.username, self.password, self.api_key, "api_key")
         return self
 
     def connect(self) -> ElasticsearchConnector:
@@ -118,10 +104,6 @@ class ElasticsearchSettings(ConnectorSettings):
             ca_cert=self.ca_cert,
         )
         return ElasticsearchConnector(client, self)
-
-    def resolve_paths(self, base_dir: Path) -> None:
-        if self.ca_cert is not None:
-            self.ca_cert = os.path.abspath(base_dir / Path(self.ca_cert).expanduser())
 
 
 def ids_query(settings: ElasticsearchSettings, ids: Sequence[str]) -> dict[str, Any]:

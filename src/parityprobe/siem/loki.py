@@ -32,27 +32,24 @@ when it has one, else the entry's timestamp; Loki exposes no ingestion time, so 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from parityprobe.config.environments import http_address
 from parityprobe.config.secretref import SecretRef
 from parityprobe.model import ErrorKind
 from parityprobe.siem.connector import (
-    ConnectorSettings,
     SiemEvent,
     SiemQuery,
     SiemUnavailable,
     correlation_ids_in,
     flatten,
 )
+from parityprobe.siem.http_settings import HttpConnectorSettings, one_credential
 
 if TYPE_CHECKING:
     from parityprobe.siem._http import HttpSiem
@@ -67,7 +64,7 @@ MAX_PAGES = 200
 _Entry = tuple[tuple[tuple[str, str], ...], int, str]
 
 
-class LokiSettings(ConnectorSettings):
+class LokiSettings(HttpConnectorSettings):
     """A Loki (or Grafana Cloud Logs) endpoint: ``base_url``, the ``selector`` (a LogQL stream selector,
     ``{job="vault-audit"}``) of the streams holding the events, the ``tenant`` for a multi-tenant Loki,
     credentials by reference (a bearer ``token``, or ``username`` with ``password`` for HTTP Basic), and
@@ -77,7 +74,6 @@ class LokiSettings(ConnectorSettings):
 
     name: ClassVar[str] = "loki"
     type: Literal["loki"]
-    base_url: str
     selector: str = Field(pattern=r"^\{.*\}$", max_length=4096)
     tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9!\-_.*'()|]{1,150}$")
     token: SecretRef | None = None
@@ -85,20 +81,10 @@ class LokiSettings(ConnectorSettings):
     password: SecretRef | None = None
     limit: int = Field(default=1000, ge=1, le=5000)
     time_field: str = Field(default="time", min_length=1)
-    verify_tls: bool = True
-    ca_cert: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, v: str) -> str:
-        return http_address(v)
 
     @model_validator(mode="after")
     def _one_credential(self) -> LokiSettings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give username and password together")
-        if self.token is not None and self.username is not None:
-            raise ValueError("give token or username and password, not both")
+        one_credential(self.username, self.password, self.token, "token")
         return self
 
     def connect(self) -> LokiConnector:
@@ -120,10 +106,6 @@ class LokiSettings(ConnectorSettings):
             ca_cert=self.ca_cert,
         )
         return LokiConnector(client, self)
-
-    def resolve_paths(self, base_dir: Path) -> None:
-        if self.ca_cert is not None:
-            self.ca_cert = os.path.abspath(base_dir / Path(self.ca_cert).expanduser())
 
 
 def logql(selector: str, ids: Sequence[str]) -> str:

@@ -29,25 +29,22 @@ audit entry's ``time``); ``ingested_at`` is ``_indextime``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from parityprobe.config.environments import http_address
 from parityprobe.config.secretref import SecretRef
 from parityprobe.siem.connector import (
-    ConnectorSettings,
     SiemEvent,
     SiemQuery,
     SiemUnavailable,
     correlation_ids_in,
     flatten,
 )
+from parityprobe.siem.http_settings import HttpConnectorSettings
 
 if TYPE_CHECKING:
     from parityprobe.siem._http import HttpSiem
@@ -58,7 +55,7 @@ _INDEX_PATTERN = r"^[A-Za-z0-9_*][A-Za-z0-9_\-*]{0,79}$"
 _FAILED_MESSAGES = frozenset({"ERROR", "FATAL"})
 
 
-class SplunkSettings(ConnectorSettings):
+class SplunkSettings(HttpConnectorSettings):
     """A Splunk search head's REST API: ``base_url`` (the management port, 8089 by default), ``token`` (a
     Splunk authentication token, by reference, sent as ``Authorization: Bearer``), the ``index`` to search
     and, optionally, the ``sourcetype``. ``verify_tls`` and ``ca_cert`` (a PEM bundle, relative to the
@@ -66,17 +63,9 @@ class SplunkSettings(ConnectorSettings):
 
     name: ClassVar[str] = "splunk"
     type: Literal["splunk"]
-    base_url: str
     token: SecretRef
     index: str = Field(pattern=_INDEX_PATTERN)
     sourcetype: str | None = Field(default=None, min_length=1)
-    verify_tls: bool = True
-    ca_cert: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, v: str) -> str:
-        return http_address(v)
 
     def connect(self) -> SplunkConnector:
         from parityprobe.siem._http import HttpSiem
@@ -90,10 +79,6 @@ class SplunkSettings(ConnectorSettings):
             ca_cert=self.ca_cert,
         )
         return SplunkConnector(client, self)
-
-    def resolve_paths(self, base_dir: Path) -> None:
-        if self.ca_cert is not None:
-            self.ca_cert = os.path.abspath(base_dir / Path(self.ca_cert).expanduser())
 
 
 def spl_quote(text: str) -> str:

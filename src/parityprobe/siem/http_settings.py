@@ -1,0 +1,39 @@
+"""What every HTTP SIEM connector's settings share: the server's ``base_url`` and how its certificate is
+checked (``verify_tls``, ``ca_cert``, a PEM bundle relative to the environments file). Pydantic only: the
+connector's own module imports httpx when it connects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import field_validator
+
+from parityprobe.config.environments import http_address
+from parityprobe.config.secretref import SecretRef
+from parityprobe.siem.connector import ConnectorSettings
+
+
+class HttpConnectorSettings(ConnectorSettings):
+    """A connector that speaks HTTP to ``base_url``."""
+
+    base_url: str
+    verify_tls: bool = True
+    ca_cert: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        return http_address(v)
+
+    def resolve_paths(self, base_dir: Path) -> None:
+        if self.ca_cert is not None:
+            self.ca_cert = os.path.abspath(base_dir / Path(self.ca_cert).expanduser())
+
+
+def one_credential(username: str | None, password: SecretRef | None, other: object, other_name: str) -> None:
+    """ValueError unless the credentials are ``username`` with ``password``, or ``other_name``, or none."""
+    if (username is None) != (password is None):
+        raise ValueError("give username and password together")
+    if other is not None and username is not None:
+        raise ValueError(f"give {other_name} or username and password, not both")
