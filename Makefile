@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/yaml_load.py
 	$(BIN)/python bench/vault_rotation.py
 	$(BIN)/python bench/aws_reads.py
+	$(BIN)/python bench/siem_wait.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz

@@ -14,6 +14,7 @@ finds them in a raw record) and its fields flattened to dotted names (:func:`fla
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,23 +148,31 @@ def _text(value: Any) -> str:
 
 def correlation_ids_in(text: str, ids: Iterable[str]) -> list[str]:
     """The ids that occur in ``text`` as whole tokens (``pp-abc-login`` is not found in
-    ``pp-abc-login-2``), in the order given."""
-    found = []
-    for cid in ids:
-        start = text.find(cid)
-        while start != -1:
-            end = start + len(cid)
-            before = text[start - 1] if start else " "
-            after = text[end] if end < len(text) else " "
-            if not _id_char(before) and not _id_char(after):
-                found.append(cid)
-                break
-            start = text.find(cid, start + 1)
-    return found
+    ``pp-abc-login-2``), in the order given.
+
+    Linear in the text, whatever the number of ids: the text's tokens are collected once and the ids looked
+    up among them (a correlation id is made of token characters only; an id that is not is searched for).
+    """
+    wanted = list(ids)
+    if not wanted:
+        return []
+    tokens = set(_TOKEN.findall(text))
+    return [cid for cid in wanted if (cid in tokens if _TOKEN.fullmatch(cid) else _occurs(text, cid))]
 
 
-def _id_char(char: str) -> bool:
-    return char.isalnum() or char in "-_."
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _occurs(text: str, cid: str) -> bool:
+    start = text.find(cid)
+    while start != -1:
+        end = start + len(cid)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not _TOKEN.fullmatch(before) and not _TOKEN.fullmatch(after):
+            return True
+        start = text.find(cid, start + 1)
+    return False
 
 
 def parse_time(value: Any) -> datetime | None:
