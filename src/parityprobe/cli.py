@@ -1,4 +1,5 @@
-"""The command line: ``validate``, ``run``, ``schema``, ``probes``, ``lab up|down|status`` and ``demo``.
+"""The command line: ``validate``, ``run``, ``compare``, ``schema``, ``probes``, ``lab up|down|status`` and
+``demo``.
 
 Exit codes (the CI gate reads them): 0 no findings, 1 findings, 2 bad input or usage, 3 only inconclusive
 results, 4 parityprobe itself failed (the lab would not start, an internal error). Heavy modules (SDKs,
@@ -15,10 +16,13 @@ import click
 from parityprobe import __version__
 from parityprobe.cli_lab import demo, lab
 from parityprobe.cli_support import (
+    STORE_OPTION,
+    ReportOptions,
     RunOptions,
     emit_report,
     execute_with_progress,
     handle_errors,
+    report_options,
     run_options,
     setup_logging,
 )
@@ -100,6 +104,54 @@ def run(
             return
         report = execute_with_progress(the_plan, redactor, registry, options)
         code = emit_report(report, redactor, options)
+    sys.exit(code)
+
+
+@main.command()
+@STORE_OPTION
+@click.option(
+    "--since", default="24h", show_default=True, help="Runs started this long ago or later (90m, 24h, 7d)."
+)
+@click.option("--scenario", help="Only this scenario.")
+@click.option(
+    "--env", "only", multiple=True, help="These environments, in this order (repeatable; default: all)."
+)
+@report_options
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    store: str | None,
+    since: str,
+    scenario: str | None,
+    only: tuple[str, ...],
+    options: ReportOptions,
+) -> None:
+    """Compare runs stored by daemons or runs in different environments, after the fact: for each scenario
+    (and scenario version), each environment's run nearest in time to the first environment's latest, with
+    the same findings, formats and exit codes as run."""
+    with handle_errors(ctx.obj["verbose"]):
+        from datetime import timedelta
+
+        from parityprobe.config.durations import parse_duration
+        from parityprobe.errors import InputError, Problem
+        from parityprobe.pipeline import compare_stored
+        from parityprobe.redact import Redactor
+
+        if store is None:
+            raise InputError(
+                [Problem(None, None, "--store", "give the store to compare (or PARITYPROBE_STORE_URL)")]
+            )
+        try:
+            window = timedelta(seconds=parse_duration(since))
+        except ValueError as exc:
+            raise InputError([Problem(None, None, "--since", str(exc))]) from None
+        report = compare_stored(store, window, scenario, list(only) or None)
+        if not report.comparisons:
+            click.echo(
+                f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
+            )
+            sys.exit(3)
+        code = emit_report(report, Redactor(), options)
     sys.exit(code)
 
 

@@ -81,7 +81,7 @@ def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def emit_report(report: Report, redactor: Redactor, options: RunOptions) -> int:
+def emit_report(report: Report, redactor: Redactor, options: ReportOptions) -> int:
     """Print the report (or write it to ``--output``) and return its exit code."""
     from parityprobe.report import Format, render
 
@@ -99,16 +99,33 @@ def emit_report(report: Report, redactor: Redactor, options: RunOptions) -> int:
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """How ``run`` and ``demo`` execute and report."""
+class ReportOptions:
+    """How a report is written: its format, where, and whether in colour."""
 
     fmt: str
     output: Path | None
     no_color: bool
+
+
+@dataclass(frozen=True)
+class RunOptions(ReportOptions):
+    """How ``run`` and ``demo`` execute and report."""
+
     step_timeout: float
     concurrency: int
     quiet: bool
     allow_break_glass: bool = False
+    store: str | None = None
+    spool: Path = Path(".parityprobe/spool")
+
+
+STORE_OPTION = click.option(
+    "--store",
+    metavar="URL",
+    help="A result store: sqlite:///path/results.db or postgresql://user@host/db (a password by "
+    "PARITYPROBE_STORE_URL rather than on the command line).",
+    envvar="PARITYPROBE_STORE_URL",
+)
 
 
 class _Seconds(click.ParamType[float]):
@@ -155,47 +172,78 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             concurrency=kwargs.pop("concurrency"),
             quiet=kwargs.pop("quiet"),
             allow_break_glass=kwargs.pop("allow_break_glass"),
+            store=kwargs.pop("store"),
+            spool=kwargs.pop("spool"),
         )
         return func(*args, **kwargs)
 
-    options: list[Callable[[F], F]] = [
-        click.option(
-            "--format",
-            "fmt",
-            default="terminal",
-            show_default=True,
-            callback=_known_format,
-            help=f"Report format: {', '.join(FORMATS)}, or one a plugin registers.",
-        ),
-        click.option(
-            "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
-        ),
-        click.option("--no-color", is_flag=True, help="Plain text even on a terminal."),
-        click.option(
-            "--step-timeout",
-            type=_Seconds(),
-            default=30.0,
-            show_default=True,
-            help="Seconds before a step without its own timeout gives up (an inconclusive result).",
-        ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(min=1, max=64),
-            default=DEFAULT_CONCURRENCY,
-            show_default=True,
-            help="Scenarios run at once in each environment (steps of one scenario always run in order).",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress display on standard error."),
-        click.option(
-            "--allow-break-glass",
-            is_flag=True,
-            help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
-        ),
-    ]
-    decorated: Callable[..., Any] = wrapper
+    return _decorated(wrapper, [*_REPORT_OPTIONS, *_RUN_OPTIONS])
+
+
+def report_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that writes a report, handed to it as one ``options`` argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["options"] = ReportOptions(
+            fmt=kwargs.pop("fmt"), output=kwargs.pop("output"), no_color=kwargs.pop("no_color")
+        )
+        return func(*args, **kwargs)
+
+    return _decorated(wrapper, _REPORT_OPTIONS)
+
+
+def _decorated(func: Callable[..., Any], options: list[Callable[[F], F]]) -> Callable[..., Any]:
+    decorated: Callable[..., Any] = func
     for option in reversed(options):
         decorated = option(decorated)
     return decorated
+
+
+_REPORT_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--format",
+        "fmt",
+        default="terminal",
+        show_default=True,
+        callback=_known_format,
+        help=f"Report format: {', '.join(FORMATS)}, or one a plugin registers.",
+    ),
+    click.option(
+        "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
+    ),
+    click.option("--no-color", is_flag=True, help="Plain text even on a terminal."),
+]
+_RUN_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--step-timeout",
+        type=_Seconds(),
+        default=30.0,
+        show_default=True,
+        help="Seconds before a step without its own timeout gives up (an inconclusive result).",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1, max=64),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        help="Scenarios run at once in each environment (steps of one scenario always run in order).",
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="No progress display on standard error."),
+    click.option(
+        "--allow-break-glass",
+        is_flag=True,
+        help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
+    ),
+    STORE_OPTION,
+    click.option(
+        "--spool",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(".parityprobe/spool"),
+        show_default=True,
+        help="Where runs wait while the store cannot be written; replayed, in order, at the next write.",
+    ),
+]
 
 
 def execute_with_progress(
@@ -205,6 +253,14 @@ def execute_with_progress(
     from parityprobe import progress
     from parityprobe.pipeline import execute
 
+    stored: tuple[RunListener, ...] = ()
+    spooled = None
+    if options.store is not None:
+        from parityprobe.store import ResultStore, SpooledStore, StoreListener
+
+        spooled = SpooledStore(ResultStore(options.store), options.spool)
+        stored = (StoreListener(spooled),)
+
     def go(listeners: tuple[RunListener, ...]) -> Report:
         return execute(
             the_plan,
@@ -212,11 +268,21 @@ def execute_with_progress(
             registry,
             options.step_timeout,
             concurrency=options.concurrency,
-            listeners=listeners,
+            listeners=(*listeners, *stored),
             allow_break_glass=options.allow_break_glass,
         )
 
-    if not progress.wanted(options.quiet):
-        return go(())
-    with progress.ProgressDisplay() as display:
-        return go((display,))
+    try:
+        if not progress.wanted(options.quiet):
+            return go(())
+        with progress.ProgressDisplay() as display:
+            return go((display,))
+    finally:
+        if spooled is not None:
+            waiting = spooled.pending()
+            if waiting:
+                click.echo(
+                    f"the store could not be written: {waiting} run(s) wait in {options.spool} and are "
+                    "replayed at the next write",
+                    err=True,
+                )

@@ -57,3 +57,11 @@ class PluginError(ParityProbeError):
 
 class LabError(ParityProbeError):
     """The local lab could not be started, seeded or stopped."""
+
+
+class StoreError(ParityProbeError):
+    """The result store could not be opened, read or written.
+
+    The message names the store by its URL with the password masked, says what was being done and what went
+    wrong in a fixed phrase; never the driver's own text, which can repeat the URL or a statement.
+    """

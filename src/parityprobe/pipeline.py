@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from parityprobe.compare.comparator import compare
@@ -37,6 +38,26 @@ def compare_all(results: Iterable[ScenarioRuns]) -> tuple[Comparison, ...]:
     """Each scenario's runs compared, in the order given; then every behavioural finding names the
     configuration drift (from any scenario) that may explain it."""
     return explain(tuple(compare(result.spec, result.runs) for result in results))
+
+
+def compare_stored(
+    store_url: str, window: timedelta, scenario: str | None = None, environments: list[str] | None = None
+) -> Report:
+    """Compare what the store holds from the last ``window``: per scenario version, each environment's run
+    nearest in time to the first environment's latest (:func:`~parityprobe.store.pair_runs`), compared
+    exactly as a live run's. StoreError when the store cannot be read."""
+    from parityprobe.store import ResultStore, pair_runs  # SQLAlchemy: only when a store is used
+
+    store = ResultStore(store_url)
+    try:
+        now = utc_now()
+        stored = store.runs(now - window, scenario, environments)
+    finally:
+        store.close()
+    paired = pair_runs(stored, environments)
+    return Report(
+        generated_at=now, comparisons=compare_all(ScenarioRuns(spec, tuple(runs)) for spec, runs in paired)
+    )
 
 
 def execute(

@@ -1,0 +1,20 @@
+"""The result store: runs kept in SQLite or PostgreSQL, a spool so none is lost, and pairing for comparing
+stored runs after the fact.
+
+- :mod:`~parityprobe.store.schema`: the tables and their create-or-migrate function;
+- :mod:`~parityprobe.store.store`: :class:`ResultStore` (write, read, retain);
+- :mod:`~parityprobe.store.spool`: :class:`SpooledStore`, the store behind a local spool;
+- :mod:`~parityprobe.store.listener`: :class:`StoreListener`, the runner's way in;
+- :mod:`~parityprobe.store.pairing`: :func:`pair_runs`, which runs of each environment compare.
+
+SQLAlchemy (the ``sql`` extra) is imported by this package: import it only where a store is used.
+"""
+
+from __future__ import annotations
+
+from parityprobe.store.listener import StoreListener
+from parityprobe.store.pairing import pair_runs
+from parityprobe.store.spool import SpooledStore
+from parityprobe.store.store import ResultStore
+
+__all__ = ["ResultStore", "SpooledStore", "StoreListener", "pair_runs"]

@@ -1,0 +1,162 @@
+"""The result store's tables, and the one function that creates or migrates them.
+
+Why SQLAlchemy's own DDL plus a version table, not Alembic: the schema is three small tables, written by
+this package alone, and Alembic would be one more dependency (with its own configuration, environment
+script and revision files to ship inside a wheel) for that. Instead the database holds its schema version
+in ``schema_version`` (one row), and :data:`MIGRATIONS` maps each version to a plain function that brings a
+database from the version before it, run inside the same transaction that records the new version. A fresh
+database gets the current tables straight from :data:`metadata` (``CREATE … IF NOT EXISTS``, so two daemons
+starting together both succeed) and the current version; a database recorded by a *newer* parityprobe is
+refused (:class:`~parityprobe.errors.StoreError`) rather than written in a shape it does not expect.
+
+The layout: a run is stored whole, as its codec record (``runs.record``: the source of truth, read back
+with :func:`parityprobe.codec.from_record`), beside the columns it is looked up by: scenario, its digest,
+environment, tier and times. Comparing after the fact selects runs by time, scenario and environment, which
+the two indexes on ``runs`` serve: ``(scenario, environment, started_at)`` for one scenario,
+``(started_at)`` for everything since a moment and for retention. ``observations`` copies each step's
+outcome and latency into rows, so people and dashboards can query them with SQL; nothing reads runs back
+from it.
+
+Timestamps are stored in UTC (``timestamp with time zone`` on PostgreSQL; SQLite keeps them as text in one
+fixed format, which sorts and compares as time only because every value is converted to UTC first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.expression import Executable
+
+from parityprobe.errors import StoreError
+
+SCHEMA_VERSION = 1
+DIALECTS = ("sqlite", "postgresql")
+# Any constant: PostgreSQL's transaction-scoped advisory lock that serialises schema creation between
+# daemons starting at once (concurrent CREATE TABLE IF NOT EXISTS can still collide in its catalogue).
+_LOCK_KEY = 0x70617269747970  # "paritypr"
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1: the table has one row
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("scenario", String(), nullable=False),
+    Column("scenario_digest", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("tier", String(), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_runs_scenario_environment_started", "scenario", "environment", "started_at"),
+    Index("ix_runs_started", "started_at"),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("run_id", String(), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # the step's place in its run
+    Column("step", String(), nullable=False),
+    Column("probe", String(), nullable=False),
+    Column("outcome", String(), nullable=False),
+    Column("latency_ms", Float, nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+)
+
+# version → the function that brings a database at version - 1 to it. Version 1 is the first: nothing yet.
+MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {}
+
+
+def create_or_migrate(connection: Connection, where: str) -> int:
+    """Bring the database behind ``connection`` (in a transaction the caller commits) to
+    :data:`SCHEMA_VERSION` and return it. ``where`` names the store in errors.
+
+    Missing tables are created; an older recorded version is migrated step by step; a newer one is refused
+    with StoreError, before anything is written.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(text(f"pg_advisory_xact_lock({_LOCK_KEY})")))
+    found = _recorded_version(connection)
+    if found is not None and found > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where}: its schema is version {found}, newer than this parityprobe's {SCHEMA_VERSION}; "
+            "upgrade parityprobe to use this store"
+        )
+    if found is not None:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            step = MIGRATIONS.get(version)
+            if step is None:
+                raise StoreError(f"{where}: no migration from schema version {version - 1} to {version}")
+            step(connection)
+    _create_missing(connection)
+    if found is None:
+        # Once: a second process creating the schema at the same moment (SQLite) finds the row written.
+        connection.execute(
+            insert_once(connection.dialect.name, schema_version), {"id": 1, "version": SCHEMA_VERSION}
+        )
+    elif found != SCHEMA_VERSION:
+        connection.execute(
+            schema_version.update().where(schema_version.c.id == 1).values(version=SCHEMA_VERSION)
+        )
+    return SCHEMA_VERSION
+
+
+def _recorded_version(connection: Connection) -> int | None:
+    """The version the database records; None for a database without one (a fresh one)."""
+    if not inspect(connection).has_table(schema_version.name):
+        return None
+    version = connection.execute(select(schema_version.c.version).where(schema_version.c.id == 1)).scalar()
+    return None if version is None else int(version)
+
+
+def _create_missing(connection: Connection) -> None:
+    for table in metadata.sorted_tables:
+        connection.execute(CreateTable(table, if_not_exists=True))
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            connection.execute(CreateIndex(index, if_not_exists=True))
+
+
+def insert_once(dialect: str, table: Table) -> Executable:
+    """``INSERT … ON CONFLICT (primary key) DO NOTHING`` into ``table``, in ``dialect``'s own form: a row
+    whose key is already there is left as it is, and the statement's rowcount is 0."""
+    key = [column.name for column in table.primary_key.columns]
+    # SQLAlchemy reports an INSERT's rowcount only when asked to keep it (psycopg's is otherwise -1).
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(table)
+            .on_conflict_do_nothing(index_elements=key)
+            .execution_options(preserve_rowcount=True)
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(table)
+            .on_conflict_do_nothing(index_elements=key)
+            .execution_options(preserve_rowcount=True)
+        )
+    raise StoreError(f"the result store supports {' and '.join(DIALECTS)}, not {dialect}")
