@@ -165,6 +165,23 @@ def _lab_environments(address: str) -> dict[str, Any]:
                     "secret_access_key": {"file": f"{secrets}/aws-secret-access-key"},
                 },
             },
+            "siem": {
+                "default": "logs",
+                "connectors": {
+                    "logs": {
+                        "type": "cloudwatch_logs",
+                        "log_group": "/parityprobe/vault-audit",
+                        "region": "us-east-1",
+                        "endpoint_url": address,
+                        "credentials": {
+                            "method": "static",
+                            "access_key_id": {"file": f"{secrets}/aws-admin-access-key-id"},
+                            "secret_access_key": {"file": f"{secrets}/aws-admin-secret-access-key"},
+                        },
+                    },
+                    "audit": {"type": "file", "path": f"{name}/vault-audit.log"},
+                },
+            },
             "vars": variables,
             "safety": {"allow_effects": ["read"]},
         }

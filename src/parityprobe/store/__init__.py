@@ -12,7 +12,17 @@ SQLAlchemy (the ``sql`` extra) is imported by this package: import it only where
 
 from __future__ import annotations
 
-from parityprobe.store.listener import StoreListener
+from importlib.util import find_spec
+
+from parityprobe.errors import StoreError
+
+if find_spec("sqlalchemy") is None:
+    raise StoreError(
+        "the result store needs SQLAlchemy: install parityprobe with its sql extra "
+        "(pip install 'parityprobe[sql]')"
+    )
+
+from parityprobe.store.listener import StoreListener  # after the check, which names the fix
 from parityprobe.store.pairing import pair_runs
 from parityprobe.store.spool import SpooledStore
 from parityprobe.store.store import ResultStore
