@@ -88,21 +88,14 @@ class ElasticsearchSettings(HttpConnectorSettings):
         return self
 
     def connect(self) -> ElasticsearchConnector:
-        from parityprobe.siem._http import HttpSiem, basic_credentials
+        from parityprobe.siem._http import basic_credentials
 
         headers: dict[str, str] = {}
         if self.api_key is not None:
             headers["Authorization"] = f"ApiKey {self.api_key.secret().reveal()}"
         elif self.username is not None and self.password is not None:
             headers["Authorization"] = basic_credentials(self.username, self.password.secret().reveal())
-        client = HttpSiem(
-            self.base_url,
-            label=self.name,
-            timeout=self.timeout_seconds,
-            headers=headers,
-            verify=self.verify_tls,
-            ca_cert=self.ca_cert,
-        )
+        client = self.http_client(headers)
         return ElasticsearchConnector(client, self)
 
 

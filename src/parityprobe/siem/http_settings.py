@@ -5,13 +5,18 @@ connector's own module imports httpx when it connects."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import field_validator
 
 from parityprobe.config.environments import http_address
 from parityprobe.config.secretref import SecretRef
 from parityprobe.siem.connector import ConnectorSettings
+
+if TYPE_CHECKING:
+    from parityprobe.siem._http import HttpSiem
 
 
 class HttpConnectorSettings(ConnectorSettings):
@@ -29,6 +34,20 @@ class HttpConnectorSettings(ConnectorSettings):
     def resolve_paths(self, base_dir: Path) -> None:
         if self.ca_cert is not None:
             self.ca_cert = os.path.abspath(base_dir / Path(self.ca_cert).expanduser())
+
+    def http_client(self, headers: Mapping[str, str]) -> HttpSiem:
+        """The connector's HTTP client for ``base_url``: its timeout, TLS settings and these headers
+        (imports httpx now, when the connector is made)."""
+        from parityprobe.siem._http import HttpSiem
+
+        return HttpSiem(
+            self.base_url,
+            label=self.name,
+            timeout=self.timeout_seconds,
+            headers=dict(headers),
+            verify=self.verify_tls,
+            ca_cert=self.ca_cert,
+        )
 
 
 def one_credential(username: str | None, password: SecretRef | None, other: object, other_name: str) -> None:

@@ -88,7 +88,7 @@ class LokiSettings(HttpConnectorSettings):
         return self
 
     def connect(self) -> LokiConnector:
-        from parityprobe.siem._http import HttpSiem, basic_credentials
+        from parityprobe.siem._http import basic_credentials
 
         headers: dict[str, str] = {}
         if self.tenant is not None:
@@ -97,14 +97,7 @@ class LokiSettings(HttpConnectorSettings):
             headers["Authorization"] = f"Bearer {self.token.secret().reveal()}"
         elif self.username is not None and self.password is not None:
             headers["Authorization"] = basic_credentials(self.username, self.password.secret().reveal())
-        client = HttpSiem(
-            self.base_url,
-            label=self.name,
-            timeout=self.timeout_seconds,
-            headers=headers,
-            verify=self.verify_tls,
-            ca_cert=self.ca_cert,
-        )
+        client = self.http_client(headers)
         return LokiConnector(client, self)
 
 

@@ -68,16 +68,7 @@ class SplunkSettings(HttpConnectorSettings):
     sourcetype: str | None = Field(default=None, min_length=1)
 
     def connect(self) -> SplunkConnector:
-        from parityprobe.siem._http import HttpSiem
-
-        client = HttpSiem(
-            self.base_url,
-            label=self.name,
-            timeout=self.timeout_seconds,
-            headers={"Authorization": f"Bearer {self.token.secret().reveal()}"},
-            verify=self.verify_tls,
-            ca_cert=self.ca_cert,
-        )
+        client = self.http_client({"Authorization": f"Bearer {self.token.secret().reveal()}"})
         return SplunkConnector(client, self)
 
 

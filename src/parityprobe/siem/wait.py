@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from parityprobe.model import Evidence, EvidenceStatus
 from parityprobe.redact import Redactor
@@ -61,6 +62,25 @@ class Pending:
     @property
     def deadline(self) -> float:
         return self.acted + self.within
+
+    def evidence(
+        self, status: EvidenceStatus, window_start: datetime, window_end: datetime, **found: Any
+    ) -> Evidence:
+        """This expectation's evidence: what was looked for, where, and what was ``found`` (events, times,
+        reason, polls)."""
+        return Evidence(
+            step=self.step,
+            index=self.index,
+            connector=self.connector,
+            correlation_id=self.correlation_id,
+            expect=self.expect,
+            match=MappingProxyType(dict(self.match)),
+            status=status,
+            action_at=self.action_at,
+            window_start=window_start,
+            window_end=window_end,
+            **found,
+        )
 
 
 def matches(event: SiemEvent, match: Mapping[str, str]) -> bool:
@@ -253,17 +273,10 @@ class EvidenceWait:
         connection = self._connections[item.connector]
         record = found.get(i, _Found())
         skew = timedelta(seconds=connection.settings.clock_skew_seconds)
-        return Evidence(
-            step=item.step,
-            index=item.index,
-            connector=item.connector,
-            correlation_id=item.correlation_id,
-            expect=item.expect,
-            match=MappingProxyType(dict(item.match)),
-            status=status,
-            action_at=item.action_at,
-            window_start=since if since is not None else item.action_at - skew,
-            window_end=self.clock(),
+        return item.evidence(
+            status,
+            since if since is not None else item.action_at - skew,
+            self.clock(),
             events=record.events,
             event_at=record.event_at,
             seen_after_seconds=record.seen_after,
@@ -274,16 +287,4 @@ class EvidenceWait:
 
 def no_verdict(item: Pending, reason: str, clock: Callable[[], datetime]) -> Evidence:
     """The evidence of an expectation whose step did not act (skipped, or no verdict of its own)."""
-    return Evidence(
-        step=item.step,
-        index=item.index,
-        connector=item.connector,
-        correlation_id=item.correlation_id,
-        expect=item.expect,
-        match=MappingProxyType(dict(item.match)),
-        status=EvidenceStatus.NO_VERDICT,
-        action_at=item.action_at,
-        window_start=item.action_at,
-        window_end=clock(),
-        reason=reason,
-    )
+    return item.evidence(EvidenceStatus.NO_VERDICT, item.action_at, clock(), reason=reason)
