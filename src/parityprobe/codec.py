@@ -230,6 +230,12 @@ class _Reader:
             raise self._fail(key, "an integer")
         return value
 
+    def integer(self, key: str) -> int:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, "an integer")
+        return value
+
     def opt_float(self, key: str) -> float | None:
         value = self.record.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -386,7 +392,7 @@ def _read_evidence(r: _Reader) -> Evidence:
     event_at = r.opt_str("event_at")
     return Evidence(
         step=r.text("step"),
-        index=r.opt_int("index") or 0,
+        index=r.integer("index"),
         connector=r.text("connector"),
         correlation_id=r.text("correlation_id"),
         expect=expect,
@@ -395,11 +401,11 @@ def _read_evidence(r: _Reader) -> Evidence:
         action_at=r.moment("action_at"),
         window_start=r.moment("window_start"),
         window_end=r.moment("window_end"),
-        events=r.opt_int("events") or 0,
+        events=r.integer("events"),
         event_at=None if event_at is None else r.moment("event_at"),
         seen_after_seconds=r.opt_float("seen_after_seconds"),
         reason=r.opt_str("reason"),
-        polls=r.opt_int("polls") or 0,
+        polls=r.integer("polls"),
     )
 
 
