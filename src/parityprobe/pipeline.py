@@ -44,17 +44,17 @@ def compare_stored(
     store_url: str, window: timedelta, scenario: str | None = None, environments: list[str] | None = None
 ) -> Report:
     """Compare what the store holds from the last ``window``: per scenario version, each environment's run
-    nearest in time to the first environment's latest (:func:`~parityprobe.store.pair_runs`), compared
-    exactly as a live run's. StoreError when the store cannot be read."""
-    from parityprobe.store import ResultStore, pair_runs  # SQLAlchemy: only when a store is used
+    nearest in time to the first environment's latest (:func:`~parityprobe.store.pair_heads`), compared
+    exactly as a live run's; only the chosen runs are read whole. StoreError when the store cannot be
+    read."""
+    from parityprobe.store import ResultStore, read_paired  # SQLAlchemy: only when a store is used
 
     store = ResultStore(store_url)
     try:
         now = utc_now()
-        stored = store.runs(now - window, scenario, environments)
+        paired = read_paired(store, now - window, scenario, environments)
     finally:
         store.close()
-    paired = pair_runs(stored, environments)
     return Report(
         generated_at=now, comparisons=compare_all(ScenarioRuns(spec, tuple(runs)) for spec, runs in paired)
     )

@@ -19,7 +19,6 @@ from sqlalchemy.engine import URL
 
 from parityprobe.codec import to_record
 from parityprobe.errors import StoreError
-from parityprobe.lab.postgres import PostgresServer
 from parityprobe.lab.servers import free_port
 from parityprobe.listeners import RunListener
 from parityprobe.model import Outcome, Run
@@ -29,7 +28,7 @@ from parityprobe.store import ResultStore, SpooledStore, StoreListener, pair_run
 from parityprobe.store.schema import SCHEMA_VERSION
 from parityprobe.store.spool import REJECTED_FILE, SPOOL_FILE
 from tests.plugins import build, registry
-from tests.postgres_support import admin
+from tests.store_support import plain
 
 T0 = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -51,43 +50,6 @@ steps:
 
 
 # --- databases ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg_database(postgres: PostgresServer) -> Iterator[URL]:
-    """A fresh database in the session's cluster, for this module; dropped at its end."""
-    name = "store_" + secrets.token_hex(4)
-    with admin(postgres) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield URL.create(
-        "postgresql+psycopg",
-        username=postgres.admin_user,
-        password=postgres.admin_password.reveal(),
-        host=postgres.host,
-        port=postgres.port,
-        database=name,
-    )
-    with admin(postgres) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def plain(url: URL) -> str:
-    return url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store's URL: a new SQLite file, or the module's PostgreSQL database, its tables dropped."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    pg: URL = request.getfixturevalue("pg_database")
-    engine = create_engine(pg)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS observations, runs, schema_version"))
-    finally:
-        engine.dispose()
-    return plain(pg)
 
 
 @pytest.fixture

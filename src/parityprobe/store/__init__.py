@@ -5,7 +5,8 @@ stored runs after the fact.
 - :mod:`~parityprobe.store.store`: :class:`ResultStore` (write, read, retain);
 - :mod:`~parityprobe.store.spool`: :class:`SpooledStore`, the store behind a local spool;
 - :mod:`~parityprobe.store.listener`: :class:`StoreListener`, the runner's way in;
-- :mod:`~parityprobe.store.pairing`: :func:`pair_runs`, which runs of each environment compare.
+- :mod:`~parityprobe.store.pairing`: :func:`pair_heads` and :func:`pair_runs`, which runs of each environment
+  compare, and :func:`read_paired`, which reads only those.
 
 SQLAlchemy (the ``sql`` extra) is imported by this package: import it only where a store is used.
 """
@@ -23,8 +24,16 @@ if find_spec("sqlalchemy") is None:
     )
 
 from parityprobe.store.listener import StoreListener  # after the check, which names the fix
-from parityprobe.store.pairing import pair_runs
+from parityprobe.store.pairing import RunHead, pair_heads, pair_runs, read_paired
 from parityprobe.store.spool import SpooledStore
 from parityprobe.store.store import ResultStore
 
-__all__ = ["ResultStore", "SpooledStore", "StoreListener", "pair_runs"]
+__all__ = [
+    "ResultStore",
+    "RunHead",
+    "SpooledStore",
+    "StoreListener",
+    "pair_heads",
+    "pair_runs",
+    "read_paired",
+]

@@ -13,9 +13,11 @@ The layout: a run is stored whole, as its codec record (``runs.record``: the sou
 with :func:`parityprobe.codec.from_record`), beside the columns it is looked up by: scenario, its digest,
 environment, tier and times. Comparing after the fact selects runs by time, scenario and environment, which
 the two indexes on ``runs`` serve: ``(scenario, environment, started_at)`` for one scenario,
-``(started_at)`` for everything since a moment and for retention. ``observations`` copies each step's
-outcome and latency into rows, so people and dashboards can query them with SQL; nothing reads runs back
-from it.
+``(started_at)`` for everything since a moment and for retention. ``observations`` and ``evidence`` copy
+each step's outcome and latency, and each SIEM expectation's status and delay, into rows, so people and
+dashboards can query them with SQL; nothing reads runs back from them. ``pending_undos`` is the durable undo
+journal (:mod:`~parityprobe.store.journal`), ``schedule_events`` what a daemon's schedule did besides
+running (:mod:`~parityprobe.store.events`).
 
 Timestamps are stored in UTC (``timestamp with time zone`` on PostgreSQL; SQLite keeps them as text in one
 fixed format, which sorts and compares as time only because every value is converted to UTC first).
@@ -47,7 +49,7 @@ from sqlalchemy.sql.expression import Executable
 
 from parityprobe.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIALECTS = ("sqlite", "postgresql")
 # Any constant: PostgreSQL's transaction-scoped advisory lock that serialises schema creation between
 # daemons starting at once (concurrent CREATE TABLE IF NOT EXISTS can still collide in its catalogue).
@@ -89,8 +91,55 @@ observations = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
 )
 
-# version → the function that brings a database at version - 1 to it. Version 1 is the first: nothing yet.
-MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {}
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("run_id", String(), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # its place in the run's evidence
+    Column("step", String(), nullable=False),
+    Column("connector", String(), nullable=False),
+    Column("expect", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    Column("seen_after_seconds", Float, nullable=True),
+)
+
+# The undo journal: an entry is written before the action it undoes and deleted once the undo has run, so
+# what is left after a crash is what the daemon must still remove. Only plain identifiers: never a secret.
+pending_undos = Table(
+    "pending_undos",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("run_id", String(), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("probe", String(), nullable=False),
+    Column("params", Text, nullable=False),  # a JSON object of plain values
+    Index("ix_pending_undos_environment", "environment", "recorded_at"),
+)
+
+# What the daemon's schedule did besides running: skipped (overlap, kill switch, budget), missed, failed.
+schedule_events = Table(
+    "schedule_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("environment", String(), nullable=False),
+    Column("scenario", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_schedule_events_at", "at"),
+)
+
+
+def _to_2(connection: Connection) -> None:
+    """Version 2 adds tables (evidence, pending undos, schedule events), which
+    :func:`create_or_migrate` creates as it creates any missing table; no existing table changes."""
+
+
+# version → the function that brings a database at version - 1 to it.
+MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {2: _to_2}
 
 
 def create_or_migrate(connection: Connection, where: str) -> int:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, Select, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
@@ -39,9 +39,19 @@ from parityprobe.probe import Failure
 from parityprobe.probes.postgres.errors import (  # type: ignore[import-not-found]
     translate as postgres_translate,
 )
-from parityprobe.store.schema import DIALECTS, create_or_migrate, insert_once, observations, runs
+from parityprobe.store.pairing import RunHead
+from parityprobe.store.schema import (
+    DIALECTS,
+    create_or_migrate,
+    evidence,
+    insert_once,
+    observations,
+    runs,
+    schedule_events,
+)
 
 DEFAULT_TIMEOUT = 10.0
+_ID_CHUNK = 500  # ids per IN list (SQLite's default limit of parameters per statement is 32,766)
 # By class, most specific first: (class, what it means).
 _TABLE: tuple[tuple[type[BaseException], str], ...] = (
     (sa_exc.TimeoutError, "no pooled connection in time"),
@@ -126,12 +136,26 @@ class ResultStore:
             }
             for seq, obs in enumerate(run.observations)
         ]
+        seen = [
+            {
+                "run_id": run.id,
+                "seq": seq,
+                "step": item.step,
+                "connector": item.connector,
+                "expect": item.expect,
+                "status": item.status.value,
+                "seen_after_seconds": item.seen_after_seconds,
+            }
+            for seq, item in enumerate(run.evidence)
+        ]
         with self._translated(f"write run {run.id}"):
             self._ensure_schema()
             with self.engine.begin() as connection:
                 stored = connection.execute(self._insert_run, row).rowcount == 1
                 if stored and steps:
                     connection.execute(observations.insert(), steps)
+                if stored and seen:
+                    connection.execute(evidence.insert(), seen)
         return stored
 
     def runs(
@@ -139,20 +163,44 @@ class ResultStore:
     ) -> list[Run]:
         """The runs started at or after ``since`` (of ``scenario``, in ``environments``, when given), ordered
         by start time, read back through the codec."""
-        query = select(runs.c.id, runs.c.record).where(runs.c.started_at >= _utc(since))
-        if scenario is not None:
-            query = query.where(runs.c.scenario == scenario)
-        if environments is not None:
-            query = query.where(runs.c.environment.in_(environments))
-        query = query.order_by(runs.c.started_at, runs.c.id)
+        query = _window(select(runs.c.id, runs.c.record), since, scenario, environments)
         with self._translated("read runs"):
             self._ensure_schema()
             with self.engine.connect() as connection:
                 rows = connection.execute(query).all()
         return [self._read(str(run_id), record) for run_id, record in rows]
 
+    def run_heads(
+        self, since: datetime, scenario: str | None = None, environments: list[str] | None = None
+    ) -> list[RunHead]:
+        """What :meth:`runs` would return, as heads (id, scenario, digest, environment, start) without the
+        records: what pairing needs, without reading or decoding a record."""
+        columns = (runs.c.id, runs.c.scenario, runs.c.scenario_digest, runs.c.environment, runs.c.started_at)
+        query = _window(select(*columns), since, scenario, environments)
+        with self._translated("read run heads"):
+            self._ensure_schema()
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+        return [RunHead(i, s, d, e, _utc(at)) for i, s, d, e, at in rows]
+
+    def runs_by_id(self, ids: Sequence[str]) -> list[Run]:
+        """The runs with these ids, in the order given, read back through the codec; an id with no run (or
+        a repeated one) is left out."""
+        wanted = list(dict.fromkeys(ids))
+        records: dict[str, Any] = {}
+        with self._translated("read runs by id"):
+            self._ensure_schema()
+            with self.engine.connect() as connection:
+                # Bounded IN lists: SQLite limits the parameters of one statement.
+                for start in range(0, len(wanted), _ID_CHUNK):
+                    chunk = wanted[start : start + _ID_CHUNK]
+                    query = select(runs.c.id, runs.c.record).where(runs.c.id.in_(chunk))
+                    records.update((str(run_id), record) for run_id, record in connection.execute(query))
+        return [self._read(run_id, records[run_id]) for run_id in wanted if run_id in records]
+
     def retain(self, older_than: datetime) -> int:
-        """Delete the runs started before ``older_than``, and their observations; how many runs went."""
+        """Delete the runs started before ``older_than``, their rows, and the schedule events before it; how
+        many runs went. Pending undos are never deleted by age: each still names something to remove."""
         cutoff = _utc(older_than)
         old = select(runs.c.id).where(runs.c.started_at < cutoff)
         with self._translated("apply retention"):
@@ -160,6 +208,8 @@ class ResultStore:
             with self.engine.begin() as connection:
                 # Explicitly, not by the foreign key's cascade: SQLite enforces that only per connection.
                 connection.execute(observations.delete().where(observations.c.run_id.in_(old)))
+                connection.execute(evidence.delete().where(evidence.c.run_id.in_(old)))
+                connection.execute(schedule_events.delete().where(schedule_events.c.at < cutoff))
                 deleted = connection.execute(runs.delete().where(runs.c.started_at < cutoff)).rowcount
         return int(deleted)
 
@@ -169,6 +219,16 @@ class ResultStore:
             self._ensure_schema()
             with self.engine.connect() as connection:
                 connection.execute(select(1)).scalar()
+
+    @contextmanager
+    def transaction(self, action: str) -> Iterator[Connection]:
+        """A connection in a transaction on the store's current schema, committed on leaving; errors (of the
+        database, or of the schema) as one StoreError naming ``action``. For the store's other tables
+        (:mod:`~parityprobe.store.journal`, :mod:`~parityprobe.store.events`)."""
+        with self._translated(action):
+            self._ensure_schema()
+            with self.engine.begin() as connection:
+                yield connection
 
     def close(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
@@ -211,6 +271,19 @@ class ResultStore:
             if isinstance(exc, cls):
                 return meaning
         return "database error"
+
+
+def _window(
+    query: Select[Any], since: datetime, scenario: str | None, environments: list[str] | None
+) -> Select[Any]:
+    """``query`` over the runs started at or after ``since`` (of ``scenario``, in ``environments``), by start
+    time then id."""
+    query = query.where(runs.c.started_at >= _utc(since))
+    if scenario is not None:
+        query = query.where(runs.c.scenario == scenario)
+    if environments is not None:
+        query = query.where(runs.c.environment.in_(environments))
+    return query.order_by(runs.c.started_at, runs.c.id)
 
 
 def _connect_args(url: URL, timeout: float) -> dict[str, Any]:
