@@ -1,24 +1,23 @@
 """One scenario in one environment: the steps in order, then the cleanup steps and the pending undos.
 
-Each step is prepared (safety, render, bind) and then invoked (deadline, call, translate): the probe
-boundary, where every foreign exception becomes an outcome. A probe's failure never aborts the run.
+Each step is prepared (safety, render, bind) and then invoked (deadline, call, translate) through the probe
+boundary (:mod:`~parityprobe.calls`), where every foreign exception becomes an outcome. A probe's failure
+never aborts the run. When the runner is told to stop (the daemon's SIGTERM, its kill switch), the steps not
+yet begun are SKIPPED with the reason, and the cleanup steps and undos still run.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, wait
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from parityprobe.compare.cleanup import UNDO_PREFIX
+from parityprobe.calls import DeclaredCheck, EnvironmentCalls, ObservationFactory
 from parityprobe.compare.declared import skipped_note
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import PlannedScenario, PlannedStep
@@ -30,7 +29,6 @@ from parityprobe.model import (
     Effect,
     ErrorKind,
     Evidence,
-    Grant,
     Observation,
     Outcome,
     OutputValue,
@@ -39,31 +37,24 @@ from parityprobe.model import (
 from parityprobe.probe import (
     ClientCache,
     Declaring,
-    Failure,
     Probe,
-    ProbeContext,
-    ProbeResult,
     Targeting,
-    Timer,
 )
-from parityprobe.secret import Secret
 from parityprobe.siem.wait import EvidenceWait, Pending, no_verdict
 from parityprobe.spec import ScenarioSpec, environment_facts
-from parityprobe.undo import JournalEntry, RunJournal
 
 if TYPE_CHECKING:
     from parityprobe.runner import Runner, Shared
 
 log = logging.getLogger(__name__)
 
-_DETAIL_LIMIT = 300
 # Waiting for an expected outcome (expect.within): first pause, growth, longest pause, in seconds.
 _FIRST_PAUSE = 0.1
 _BACKOFF = 1.5
 _MAX_PAUSE = 2.0
 
 
-class Execution:
+class Execution(EnvironmentCalls):
     """One scenario in one environment: its run id, clients, template scope and what it has observed."""
 
     def __init__(
@@ -75,18 +66,11 @@ class Execution:
         cache: ClientCache,
         shared: Shared,
     ) -> None:
-        self.runner = runner
+        super().__init__(runner, env, cache, shared, runner.new_run_id())
         self.planned = planned
-        self.env = env
-        self.cache = cache
-        self.shared = shared
-        self.run_id = runner.new_run_id()
-        self.journal = RunJournal(shared.journal, self.run_id, env.name)
         self.started = RunStarted(self.run_id, spec, environment_facts(env), runner.clock())
         self.outputs: dict[str, Mapping[str, OutputValue]] = {}
         self.observed: dict[str, Observation] = {}
-        # Probe calls abandoned at their deadline, by correlation id: they may still create something.
-        self.abandoned: dict[str, Future[ProbeResult]] = {}
         self.scope = Scope(env.name, env.vars, self.outputs)
         self._default_connector = ""
         self.siem = self._evidence_wait()
@@ -104,14 +88,14 @@ class Execution:
             )
         try:
             for planned in self.planned.steps:
-                observations.append(self.step(planned))
+                observations.append(self.step(planned, stoppable=True))
                 listeners.step_finished(self.started, observations[-1])
         finally:
             for planned in self.planned.cleanup:
                 cleanup.append(self.step(planned))
                 listeners.cleanup_finished(self.started, cleanup[-1])
             pending = self.journal.pending()
-            running = self._still_running() if pending else set()
+            running = self.still_running() if pending else set()
             for index, entry in enumerate(reversed(pending), start=1):
                 cleanup.append(self.undo(entry, index, entry.recorded_by in running))
                 listeners.cleanup_finished(self.started, cleanup[-1])
@@ -129,31 +113,37 @@ class Execution:
             evidence=tuple(sorted(self.evidence, key=lambda e: (order.get(e.step, len(order)), e.index))),
         )
         listeners.run_finished(run)
+        self.forget_secrets()
         return run
 
-    def step(self, planned: PlannedStep) -> Observation:
+    def step(self, planned: PlannedStep, stoppable: bool = False) -> Observation:
         """One step: prepare (safety, render, bind), then invoke (deadline, call, translate); then its SIEM
-        expectations are left to the wait after the run's steps."""
+        expectations are left to the wait after the run's steps. A ``stoppable`` step (not a cleanup step)
+        is SKIPPED, with the reason, when the runner is stopping."""
         acted = time.monotonic()
-        obs = self._step(planned)
+        obs = self._step(planned, stoppable)
         if planned.step.siem and self.siem is not None:
             self._expect_evidence(planned, obs, acted)
         return obs
 
-    def _step(self, planned: PlannedStep) -> Observation:
+    def _step(self, planned: PlannedStep, stoppable: bool) -> Observation:
         step = planned.step
-        base = self._factory(step.id, step.probe)
-        prepared = self._prepare(planned, base)
+        base = self.factory(step.id, step.probe)
+        stopping = self.runner.stopping() if stoppable else None
+        if stopping is not None:
+            prepared: Any = base.make(Outcome.SKIPPED, reason=stopping)
+        else:
+            prepared = self._prepare(planned, base)
         if isinstance(prepared, Observation):
             obs = prepared
         else:
             timeout = float(step.timeout) if step.timeout is not None else self.runner.step_timeout
-            probe = self._probe(planned.probe)
+            probe = self.probe(planned.probe)
             expected = step.expect.outcome
             if step.expect.within is not None and expected is not None:
                 obs = self._until(probe, prepared, base, timeout, expected.outcome, step.expect.within)
             else:
-                obs = self._invoke(probe, prepared, base, timeout)
+                obs = self.invoke(probe, prepared, base, timeout)
             if step.crosscheck is not None and obs.outcome.is_verdict and isinstance(probe, Declaring):
                 obs = self._crosschecked(obs, step.crosscheck, probe, prepared, base, timeout)
             if isinstance(probe, Targeting):
@@ -211,21 +201,21 @@ class Execution:
         kind: str,
         probe: Declaring,
         params: Any,
-        base: _ObservationFactory,
+        base: ObservationFactory,
         timeout: float,
     ) -> Observation:
         """``obs`` with what the target declares for the step's action, asked through the same boundary
         (deadline, translation) as the action itself: ALLOWED or DENIED; SKIPPED, with the probe's reason
         noted, when the target cannot answer such a question (no policy simulator); ERROR when it could not
         be asked."""
-        check = self._invoke(_DeclaredCheck(probe), params, base, timeout)
+        check = self.invoke(DeclaredCheck(probe), params, base, timeout)
         if check.outcome is Outcome.SKIPPED:
             return replace(obs, declared=Outcome.SKIPPED, declared_reason=skipped_note(kind, check.reason))
         declared = check.outcome if check.outcome in (Outcome.ALLOWED, Outcome.DENIED) else Outcome.ERROR
         return replace(obs, declared=declared)
 
     def _until(
-        self, probe: Probe, params: Any, base: _ObservationFactory, timeout: float, want: Outcome, within: int
+        self, probe: Probe, params: Any, base: ObservationFactory, timeout: float, want: Outcome, within: int
     ) -> Observation:
         """Invoke until the outcome is ``want`` or ``within`` seconds have passed (``expect.within``).
 
@@ -241,7 +231,7 @@ class Execution:
         while True:
             attempts += 1
             began = time.monotonic()
-            obs = self._invoke(probe, params, base, timeout)
+            obs = self.invoke(probe, params, base, timeout)
             waited = time.monotonic() - start
             if obs.outcome is want:
                 # Until the successful request answered: the wait before the attempt, plus the request's
@@ -254,46 +244,7 @@ class Execution:
             time.sleep(min(pause, within - waited))
             pause = min(pause * _BACKOFF, _MAX_PAUSE)
 
-    def _still_running(self) -> set[str]:
-        """The abandoned calls that have not ended after a grace period: their actions may yet create
-        what their undos would remove, so those undos must not run (and be resolved) now."""
-        if self.abandoned:
-            wait(self.abandoned.values(), timeout=self.runner.step_timeout)
-        return {cid for cid, future in self.abandoned.items() if not future.done()}
-
-    def undo(self, entry: JournalEntry, index: int, in_flight: bool = False) -> Observation:
-        """Run a recorded undo like a step. It is not checked against the environment's allowed effects:
-        it only removes what an allowed action created. Resolved when the thing is gone; left pending
-        (for the daemon to resume) when it fails or its action is still running."""
-        base = self._factory(f"{UNDO_PREFIX}{index}", entry.undo.probe)
-        if in_flight:
-            return base.error(
-                ErrorKind.HARNESS_ERROR,
-                f"not run: the action it undoes ({entry.recorded_by}) is still running; left pending",
-            )
-        try:
-            probe = self._probe(self.runner.registry.probe_class(entry.undo.probe))
-            params = probe.Params.model_validate(entry.undo.arguments())
-        except Exception as exc:  # an undo that cannot even be built is reported, never raised
-            return base.error(ErrorKind.HARNESS_ERROR, f"undo cannot run: {type(exc).__name__}: {exc}")
-        obs = self._invoke(probe, params, base, self.runner.step_timeout)
-        if obs.outcome in (Outcome.ALLOWED, Outcome.NOT_FOUND):
-            self.journal.journal.resolve(entry.id)
-        log.debug("%s undo %s (%s): %s", self.env.name, entry.id, entry.undo.description, obs.describe())
-        return obs
-
-    def _factory(self, step_id: str, probe: str) -> _ObservationFactory:
-        return _ObservationFactory(
-            step_id, probe, self.env.name, f"pp-{self.run_id}-{step_id}", self.runner.clock()
-        )
-
-    def _probe(self, cls: type[Probe]) -> Probe:
-        probes = self.shared.probes
-        if cls not in probes:
-            probes[cls] = cls()  # probes hold no per-run state: one instance serves every step
-        return probes[cls]
-
-    def _prepare(self, planned: PlannedStep, base: _ObservationFactory) -> Any:
+    def _prepare(self, planned: PlannedStep, base: ObservationFactory) -> Any:
         """The bound parameters, or the observation that says why the step cannot run."""
         if not self.env.safety.allows(planned.effect):
             return base.make(Outcome.SKIPPED, reason=NOT_ALLOWED_HERE.format(effect=planned.effect.value))
@@ -316,118 +267,3 @@ class Execution:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             return base.error(ErrorKind.HARNESS_ERROR, f"invalid parameters: {first['loc']}: {first['msg']}")
-
-    def _invoke(
-        self, probe: Probe | _DeclaredCheck, params: Any, base: _ObservationFactory, timeout: float
-    ) -> Observation:
-        runner = self.runner
-        ctx = ProbeContext(
-            self.env,
-            base.correlation_id,
-            time.monotonic() + timeout,
-            Timer(),
-            runner.redactor,
-            self.cache,
-            clock=runner.clock,
-            journal=self.journal,
-        )
-        start = time.perf_counter_ns()
-        future: Future[ProbeResult] = self.shared.calls.submit(probe.run, params, ctx)
-        try:
-            result = future.result(timeout=timeout)
-        except FutureTimeout:
-            self.abandoned[base.correlation_id] = future
-            return base.error(ErrorKind.TIMEOUT, f"no answer within {timeout:g}s")
-        except Exception as exc:  # the probe boundary: every foreign exception is translated here
-            elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6
-            return self._failed(probe.translate, exc, base, elapsed)
-        elapsed = ctx.timer.elapsed_ms if ctx.timer.used else (time.perf_counter_ns() - start) / 1e6
-        for value in result.outputs.values():
-            if isinstance(value, Secret):
-                runner.redactor.register(value)
-        return base.make(
-            result.outcome,
-            reason=result.reason,
-            latency_ms=elapsed,
-            grant=result.grant,
-            outputs=result.outputs,
-            waits=result.waits,
-        )
-
-    def _failed(
-        self,
-        translate: Callable[[BaseException], Failure | None],
-        exc: Exception,
-        base: _ObservationFactory,
-        latency_ms: float,
-    ) -> Observation:
-        redact = self.runner.redactor.redact
-        detail = redact(f"{type(exc).__name__}: {exc}")[:_DETAIL_LIMIT]
-        try:
-            failure = translate(exc)
-        except Exception as translate_exc:  # a broken translator must not take the run down either
-            failure = Failure.error(ErrorKind.HARNESS_ERROR, f"error translation failed: {translate_exc!r}")
-        if failure is None:
-            failure = Failure.error(ErrorKind.HARNESS_ERROR, f"unexpected {type(exc).__name__}")
-        # A timeout or unreachable target never produced a decision, so its latency is not reported.
-        latency = latency_ms if failure.outcome.is_verdict else None
-        return base.make(
-            failure.outcome,
-            error_kind=failure.error_kind,
-            reason=redact(failure.reason),
-            detail=detail,
-            latency_ms=latency,
-        )
-
-
-class _DeclaredCheck:
-    """A probe's ``declared`` question, invoked like a probe (its ``run``), translated by the same plane."""
-
-    def __init__(self, probe: Declaring) -> None:
-        self._probe = probe
-
-    def run(self, params: Any, ctx: ProbeContext) -> ProbeResult:
-        return self._probe.declared(params, ctx)
-
-    def translate(self, exc: BaseException) -> Failure | None:
-        return self._probe.translate(exc)
-
-
-@dataclass(frozen=True)
-class _ObservationFactory:
-    step: str
-    probe: str
-    environment: str
-    correlation_id: str
-    started_at: datetime
-
-    def make(
-        self,
-        outcome: Outcome,
-        *,
-        reason: str | None = None,
-        error_kind: ErrorKind | None = None,
-        detail: str | None = None,
-        latency_ms: float | None = None,
-        grant: Grant | None = None,
-        outputs: Mapping[str, OutputValue] | None = None,
-        waits: Mapping[str, float] | None = None,
-    ) -> Observation:
-        return Observation(
-            step=self.step,
-            probe=self.probe,
-            environment=self.environment,
-            correlation_id=self.correlation_id,
-            outcome=outcome,
-            started_at=self.started_at,
-            error_kind=error_kind,
-            reason=reason,
-            detail=detail,
-            latency_ms=latency_ms,
-            grant=grant or Grant(),
-            outputs=MappingProxyType(dict(outputs or {})),
-            waits=MappingProxyType(dict(waits or {})),
-        )
-
-    def error(self, kind: ErrorKind, reason: str) -> Observation:
-        return self.make(Outcome.ERROR, error_kind=kind, reason=reason)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, run
 from pydantic import BaseModel, ConfigDict
 
 from parityprobe.model import Effect, ErrorKind, Grant, Outcome, OutputValue
-from parityprobe.redact import Redactor
+from parityprobe.redact import Redacting
 from parityprobe.secret import Secret
 from parityprobe.undo import JournalEntry, JsonScalar, RunJournal, Undo
 
@@ -136,7 +136,7 @@ class ProbeContext:
     correlation_id: str
     deadline: float
     timer: Timer
-    redactor: Redactor
+    redactor: Redacting
     clients: ClientCache
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     journal: RunJournal | None = None

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from typing import Final, TypeVar
 
@@ -52,11 +53,107 @@ _K = TypeVar("_K")
 
 
 class Redactor:
-    """Knows the secret values of one invocation and removes them from text."""
+    """Knows the secret values of one invocation (or of one daemon's life) and removes them from text.
+
+    Secrets registered through :meth:`run_secrets` belong to one run: once the run is over and every
+    record of it written, :meth:`RunSecrets.close` forgets those that nothing else registered, so a daemon
+    running for months does not keep every token it ever fetched. Forgetting builds a new automaton from
+    the values still known and swaps it in whole: a ``redact`` call uses the automaton it started with.
+    """
 
     def __init__(self, secrets: Iterable[Secret] = ()) -> None:
-        self._values: set[str] = set()
         self._lock = threading.Lock()
+        self._kept: set[str] = set()  # registered outside any run: never forgotten
+        self._held: Counter[str] = Counter()  # registered by runs still open, with how many of them
+        self._automaton = _Automaton()
+        for secret in secrets:
+            self.register(secret)
+
+    def register(self, secret: Secret) -> None:
+        """Remember a secret's value so it is masked wherever it appears, for good."""
+        value = secret.reveal()
+        if len(value) >= _MIN_LENGTH:
+            with self._lock:
+                self._kept.add(value)
+                self._automaton.add(value)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret value replaced by ``***``; ``text`` itself when there is none."""
+        return self._automaton.redact(text)
+
+    def run_secrets(self) -> RunSecrets:
+        """A registration scope for one run's secrets (see :class:`RunSecrets`)."""
+        return RunSecrets(self)
+
+    def known(self) -> int:
+        """How many secret values are masked now."""
+        with self._lock:
+            return len(self._kept | self._held.keys())
+
+    def logging_filter(self) -> logging.Filter:
+        """A filter that redacts log records before any handler formats them."""
+        return _RedactingFilter(self)
+
+    def _hold(self, value: str) -> None:
+        with self._lock:
+            self._held[value] += 1
+            self._automaton.add(value)
+
+    def _release(self, values: Iterable[str]) -> None:
+        with self._lock:
+            gone = False
+            for value in values:
+                self._held[value] -= 1
+                if self._held[value] <= 0:
+                    del self._held[value]
+                    gone = gone or value not in self._kept
+            if gone:
+                self._automaton = _Automaton(self._kept | self._held.keys())
+
+
+class RunSecrets:
+    """One run's secrets: registered in the redactor (so masked everywhere) until :meth:`close`, then
+    forgotten unless something else still holds them. What a run's probes see as ``ctx.redactor``.
+
+    Close it only once nothing of the run is left to write: its records stored, its logs written.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._values: list[str] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def register(self, secret: Secret) -> None:
+        value = secret.reveal()
+        if len(value) < _MIN_LENGTH:
+            return
+        with self._lock:
+            if self._closed:  # a call abandoned at its deadline, answering late: keep it for good
+                self.redactor.register(secret)
+                return
+            self._values.append(value)
+        self.redactor._hold(value)
+
+    def redact(self, text: str) -> str:
+        return self.redactor.redact(text)
+
+    def close(self) -> None:
+        """Forget this run's secrets (those nothing else registered). Idempotent."""
+        with self._lock:
+            values, self._values, self._closed = self._values, [], True
+        self.redactor._release(values)
+
+
+# What a probe registers its secrets with: the redactor, or its run's scope of it.
+Redacting = Redactor | RunSecrets
+
+
+class _Automaton:
+    """The secrets' automaton: extended in place by :meth:`add`, read without a lock by :meth:`redact`."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
         # The automaton, one entry per node; node 0 is the root. A node stands for a string read right to
         # left, that is for a suffix of a secret (`_depth` characters long); `_best` is the length of the
         # longest secret that is a prefix of that suffix, 0 if none.
@@ -74,18 +171,14 @@ class Redactor:
         self._fail_children: dict[int, list[int]] = {}
         self._by_first_two: dict[str, list[int]] = {}  # nodes by their suffix's first two characters
         self._third: list[str] = [""]  # their third character
-        for s in secrets:
-            self.register(s)
+        for value in values:
+            self.add(value)
 
-    def register(self, secret: Secret) -> None:
-        """Remember a secret's value so it is masked wherever it appears."""
-        value = secret.reveal()
-        if len(value) < _MIN_LENGTH:
-            return
-        with self._lock:
-            if value not in self._values:
-                self._insert(value)
-                self._values.add(value)
+    def add(self, value: str) -> None:
+        """Mask ``value`` from now on (the caller serialises additions)."""
+        if value not in self._values:
+            self._insert(value)
+            self._values.add(value)
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret value replaced by ``***``; ``text`` itself when there is none."""
@@ -121,11 +214,7 @@ class Redactor:
         parts.append(text[end:])
         return "".join(parts)
 
-    def logging_filter(self) -> logging.Filter:
-        """A filter that redacts log records before any handler formats them."""
-        return _RedactingFilter(self)
-
-    # Registration. The caller holds the lock.
+    # Registration. The caller serialises it.
 
     def _child(self, node: int, ch: str) -> int | None:
         if self._first[node] == ch:

@@ -13,21 +13,22 @@ scenario always run in order, and results come back in plan order whatever finis
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from parityprobe.calls import Resumption
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import Plan, PlannedScenario
 from parityprobe.execution import Execution
 from parityprobe.listeners import Listeners, RunListener
-from parityprobe.model import Run
+from parityprobe.model import Observation, Run
 from parityprobe.probe import ClientCache, Probe
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 from parityprobe.spec import ScenarioSpec, scenario_spec
-from parityprobe.undo import MemoryJournal, UndoJournal
+from parityprobe.undo import JournalEntry, MemoryJournal, UndoJournal
 
 DEFAULT_STEP_TIMEOUT = 30.0
 DEFAULT_CONCURRENCY = 4
@@ -74,6 +75,8 @@ class Runner:
         listeners: tuple[RunListener, ...] = (),
         journal: UndoJournal | None = None,
         allow_break_glass: bool = False,
+        stopping: Callable[[], str | None] = lambda: None,
+        forget_secrets: bool = False,
     ) -> None:
         self.registry = registry
         self.redactor = redactor
@@ -85,6 +88,11 @@ class Runner:
         self.new_run_id = run_id
         self._listeners = Listeners(listeners)
         self._journal = journal if journal is not None else MemoryJournal()
+        # Asked before each step: a reason to stop (the remaining steps are skipped with it), or None.
+        self.stopping = stopping
+        # Forget each run's secrets once it is over and its listeners are told (a daemon that runs one
+        # scenario per call: secrets an environment's shared clients hold then live only as long as a run).
+        self.forget_secrets = forget_secrets
 
     def run(self, plan: Plan) -> list[ScenarioRuns]:
         envs = plan.environments
@@ -112,6 +120,19 @@ class Runner:
                     pool.shutdown(wait=True)
                 for cache in caches.values():
                     cache.close()
+
+    def resume(self, env: Environment, entries: Sequence[JournalEntry]) -> tuple[Observation, ...]:
+        """Run the undos that interrupted runs left pending in ``env`` (each resolved once its thing is
+        gone), under a run id of their own; their observations, most recent entry first."""
+        if not entries:
+            return ()
+        cache = ClientCache()
+        try:
+            with ThreadPoolExecutor(4, thread_name_prefix="pp-resume") as calls:
+                shared = Shared(calls, self._listeners, self._journal)
+                return Resumption(self, env, cache, shared, self.new_run_id()).run(entries)
+        finally:
+            cache.close()
 
     def _execute(
         self,

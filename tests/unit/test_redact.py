@@ -198,7 +198,7 @@ def test_concurrent_registration_never_hides_an_earlier_secret() -> None:
 def test_the_automaton_extended_in_place_is_the_one_built_from_scratch(secrets: list[str]) -> None:
     """White box, for the delicate part: after registrations in any order, every node's failure link is
     its longest proper prefix that is a node, and its best match the longest secret it starts with."""
-    r = redactor(secrets)
+    r = redactor(secrets)._automaton
     strings = {0: ""}
     stack = [0]
     while stack:
@@ -250,9 +250,87 @@ def test_a_redaction_in_the_middle_of_a_registration_masks_every_earlier_secret(
         visible = [s for s in earlier if len(s) >= 6 and s in got]
         assert not visible, (visible, got)
 
+    automaton = r._automaton
     for name in ("_first", "_first_to", "_goto", "_fail", "_best", "_depth"):
-        setattr(r, name, _Hooked(getattr(r, name), check))
+        setattr(automaton, name, _Hooked(getattr(automaton, name), check))
     for secret in secrets:
         r.register(Secret(secret))
         earlier.append(secret)
         check()
+
+
+# --- run scopes: a run's secrets are forgotten when it is over ------------------------------------------
+
+
+def test_a_run_s_secrets_are_masked_until_it_closes_then_forgotten() -> None:
+    kept = Secret("config-password-1", "password")
+    redactor = Redactor([kept])
+    run = redactor.run_secrets()
+    token = Secret("hvs.run-token-abcdef", "token")
+    run.register(token)
+    assert redactor.redact(f"{kept.reveal()} {token.reveal()}") == "*** ***"
+    assert run.redact(token.reveal()) == "***"
+    run.close()
+    assert redactor.redact(f"{kept.reveal()} {token.reveal()}") == f"*** {token.reveal()}"
+    assert redactor.known() == 1
+    run.close()  # idempotent
+
+
+def test_a_value_held_elsewhere_outlives_one_run_s_close() -> None:
+    redactor = Redactor()
+    shared = Secret("shared-secret-value", "token")
+    first, second = redactor.run_secrets(), redactor.run_secrets()
+    first.register(shared)
+    second.register(shared)
+    first.close()
+    assert redactor.redact(shared.reveal()) == "***"  # the second run still holds it
+    redactor.register(shared)  # and now the invocation keeps it for good
+    second.close()
+    assert redactor.redact(shared.reveal()) == "***"
+
+
+def test_a_secret_registered_after_its_run_closed_is_kept() -> None:
+    """A probe call abandoned at its deadline may answer after its run ended: what it reveals is masked."""
+    redactor = Redactor()
+    run = redactor.run_secrets()
+    run.close()
+    late = Secret("late-answer-token", "token")
+    run.register(late)
+    assert redactor.redact(late.reveal()) == "***"
+
+
+def test_forgetting_many_runs_keeps_the_automaton_small() -> None:
+    kept = [Secret(f"config-secret-{i:04d}", "s") for i in range(20)]
+    redactor = Redactor(kept)
+    for i in range(300):
+        run = redactor.run_secrets()
+        run.register(Secret(f"token-{i:06d}-{'x' * 60}", "token"))
+        run.close()
+    assert redactor.known() == 20
+    assert all(redactor.redact(s.reveal()) == "***" for s in kept)
+
+
+def test_redact_during_forgetting_always_masks_what_is_kept() -> None:
+    kept = Secret("always-masked-value", "password")
+    redactor = Redactor([kept])
+    text = f"before {kept.reveal()} after"
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            run = redactor.run_secrets()
+            run.register(Secret(f"churning-token-{i}", "token"))
+            run.close()
+            i += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(2000):
+            seen.append(redactor.redact(text))
+    finally:
+        stop.set()
+        worker.join()
+    assert set(seen) == {"before *** after"}
