@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[lab,dev,postgres,sql]'
+	$(BIN)/python -m pip install --quiet -e '.[lab,dev,postgres,sql,telemetry]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,6 +42,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/vault_rotation.py
 	$(BIN)/python bench/aws_reads.py
 	$(BIN)/python bench/siem_wait.py
+	$(BIN)/python bench/store_compare.py
+	$(BIN)/python bench/store_write.py
+	$(BIN)/python bench/daemon_memory.py
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz

@@ -1,5 +1,5 @@
-"""The command line: ``validate``, ``run``, ``compare``, ``schema``, ``probes``, ``lab up|down|status`` and
-``demo``.
+"""The command line: ``validate``, ``run``, ``compare``, ``daemon``, ``schema``, ``probes``,
+``lab up|down|status`` and ``demo``.
 
 Exit codes (the CI gate reads them): 0 no findings, 1 findings, 2 bad input or usage, 3 only inconclusive
 results, 4 parityprobe itself failed (the lab would not start, an internal error). Heavy modules (SDKs,
@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from parityprobe import __version__
+from parityprobe.cli_daemon import daemon
 from parityprobe.cli_lab import demo, lab
 from parityprobe.cli_support import (
     STORE_OPTION,
@@ -25,6 +26,7 @@ from parityprobe.cli_support import (
     report_options,
     run_options,
     setup_logging,
+    telemetry_from_environ,
 )
 
 ENVIRONMENTS_OPTION = click.option(
@@ -145,13 +147,17 @@ def compare(
             window = timedelta(seconds=parse_duration(since))
         except ValueError as exc:
             raise InputError([Problem(None, None, "--since", str(exc))]) from None
-        report = compare_stored(store, window, scenario, list(only) or None)
+        redactor = Redactor()
+        with telemetry_from_environ(redactor) as traced:
+            report = compare_stored(store, window, scenario, list(only) or None)
+            if traced is not None:
+                traced.record_findings(report)
         if not report.comparisons:
             click.echo(
                 f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
             )
             sys.exit(3)
-        code = emit_report(report, Redactor(), options)
+        code = emit_report(report, redactor, options)
     sys.exit(code)
 
 
@@ -193,5 +199,6 @@ def probes() -> None:
             click.echo(f"{name:{width}} effect={effect:10} with: {params or '-'}; outputs: {outputs}")
 
 
+main.add_command(daemon)
 main.add_command(lab)
 main.add_command(demo)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from parityprobe.model import Report
     from parityprobe.redact import Redactor
     from parityprobe.registry import ProbeRegistry
+    from parityprobe.telemetry.listener import TelemetryListener
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,15 +66,16 @@ def handle_errors(verbose: bool = False) -> Iterator[None]:
         sys.exit(EXIT_INTERNAL)
 
 
-def setup_logging(redactor: Redactor, verbose: bool) -> None:
+def setup_logging(redactor: Redactor, verbose: bool, level: str = "WARNING") -> None:
+    """Log records to standard error, each through the redactor; DEBUG with ``verbose``, else ``level``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(redactor.logging_filter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.setLevel(logging.DEBUG if verbose else level)
     # SDK request logs would print URLs and bodies; the redactor masks secrets, but they add nothing here.
-    for noisy in ("botocore", "boto3", "urllib3", "httpx", "werkzeug"):
+    for noisy in ("botocore", "boto3", "urllib3", "httpx", "werkzeug", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -246,10 +248,44 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
 ]
 
 
+@contextmanager
+def telemetry_from_environ(redactor: Redactor) -> Iterator[TelemetryListener | None]:
+    """For ``run`` and ``compare``: a telemetry listener exporting as the standard ``OTEL_*`` variables say,
+    flushed on leaving; None (and nothing imported) when no such variable is set."""
+    if not any(name.startswith("OTEL_") for name in os.environ):
+        yield None
+        return
+    from parityprobe.telemetry.listener import TelemetryListener
+    from parityprobe.telemetry.providers import build_telemetry
+
+    telemetry = build_telemetry(None, os.environ, redactor)
+    listener = TelemetryListener(telemetry, redactor)
+    try:
+        yield listener
+    finally:
+        listener.close()
+        telemetry.shutdown()
+
+
 def execute_with_progress(
     the_plan: Plan, redactor: Redactor, registry: ProbeRegistry, options: RunOptions
 ) -> Report:
-    """Run the plan, with a progress display when standard error is a terminal and not ``--quiet``."""
+    """Run the plan, with a progress display when standard error is a terminal and not ``--quiet``; traced
+    and counted when the ``OTEL_*`` variables ask for it."""
+    with telemetry_from_environ(redactor) as traced:
+        report = _execute(the_plan, redactor, registry, options, () if traced is None else (traced,))
+        if traced is not None:
+            traced.record_findings(report)
+    return report
+
+
+def _execute(
+    the_plan: Plan,
+    redactor: Redactor,
+    registry: ProbeRegistry,
+    options: RunOptions,
+    traced: tuple[RunListener, ...],
+) -> Report:
     from parityprobe import progress
     from parityprobe.pipeline import execute
 
@@ -268,7 +304,7 @@ def execute_with_progress(
             registry,
             options.step_timeout,
             concurrency=options.concurrency,
-            listeners=(*listeners, *stored),
+            listeners=(*listeners, *traced, *stored),
             allow_break_glass=options.allow_break_glass,
         )
 

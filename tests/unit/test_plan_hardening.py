@@ -231,6 +231,10 @@ def test_values_built_from_vars_are_validated_in_every_environment(tmp_path: Pat
             "schedule.jitter",
             "shorter than the 15m between runs",
         ),
+        ("\n  every: 10m\n  jitter: 10m", 4, "schedule.jitter", "shorter than the 10m between runs"),
+        ("{every: 0s}", 2, "schedule.every", "greater than or equal to 1"),
+        ("{every: 5m, cron: '0 3 * * sun'}", 2, "schedule", "either cron"),
+        ("{jitter: 5s}", 2, "schedule", "either cron"),
     ],
 )
 def test_impossible_schedule_is_refused(
@@ -250,6 +254,14 @@ def test_possible_schedule_with_jitter_is_accepted(tmp_path: Path) -> None:
     )
     schedule = plan.scenarios[0].source.scenario.schedule
     assert schedule is not None and schedule.jitter == 300
+
+
+def test_interval_schedule_is_accepted(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path, "id: s\nschedule: {every: 15m, jitter: 30s}\nsteps:\n  - {id: a, probe: test.echo}\n"
+    )
+    schedule = plan.scenarios[0].source.scenario.schedule
+    assert schedule is not None and (schedule.every, schedule.cron, schedule.jitter) == (900, None, 30)
 
 
 # 4. A duplicate step id is located at its second occurrence.

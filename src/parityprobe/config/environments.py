@@ -71,9 +71,12 @@ VarValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 
 
 class Safety(_Input):
-    """Which step effects may run here. Read only unless the file says otherwise."""
+    """Which step effects may run here (read only unless the file says otherwise), and how many probe calls
+    the daemon may make here per hour (``calls_per_hour``; no limit when absent): a due run that would
+    exceed it is skipped and recorded as over budget."""
 
     allow_effects: list[Effect] = Field(default_factory=lambda: [Effect.READ])
+    calls_per_hour: int | None = Field(default=None, ge=1)
 
     def allows(self, effect: Effect) -> bool:
         return effect in self.allow_effects

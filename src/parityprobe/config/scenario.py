@@ -100,7 +100,8 @@ class Tolerance(_Input):
 
 
 class Schedule(_Input):
-    """When the daemon runs the scenario: a 5-field crontab in UTC, days of the week as names (mon-fri).
+    """When the daemon runs the scenario: ``cron``, a 5-field crontab in UTC with days of the week as names
+    (mon-fri), or ``every``, an interval (``every: 15m``) — one of the two.
 
     A restricted day of month and day of week must both match (0 0 1-7 * mon: the first Monday), unlike
     classic cron. ``jitter``, a random delay before each run, must be shorter than the time between runs.
@@ -108,12 +109,21 @@ class Schedule(_Input):
 
     # The crontab is parsed by the scheduler's own parser (APScheduler's CronTrigger.from_crontab), so
     # what validates is what runs.
-    cron: str
+    cron: str | None = None
+    every: Duration | None = Field(default=None, ge=1)
     jitter: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give either cron (a crontab) or every (an interval), not both nor neither")
+        return self
 
     @field_validator("cron")
     @classmethod
-    def _crontab(cls, value: str) -> str:
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         fields = value.split()
         if len(fields) != 5:
             raise ValueError("a crontab has 5 fields: minute hour day month day-of-week")
@@ -134,10 +144,13 @@ class Schedule(_Input):
     @field_validator("jitter")
     @classmethod
     def _jitter(cls, value: int | None, info: ValidationInfo) -> int | None:
-        cron = info.data.get("cron")
-        if not value or cron is None:  # without a valid crontab, its own error says enough
+        cron, every = info.data.get("cron"), info.data.get("every")
+        if not value or (cron is None and every is None):  # without a valid schedule, its error says enough
             return value
-        gap = _shortest_gap(_cron_trigger_class().from_crontab(cron, timezone="UTC"))
+        if cron is not None:
+            gap = _shortest_gap(_cron_trigger_class().from_crontab(cron, timezone="UTC"))
+        else:
+            gap = int(every or 0)
         if value >= gap:
             raise ValueError(
                 f"jitter {humanise(value)} is not shorter than the {humanise(gap)} between runs: "
