@@ -6,7 +6,6 @@ starts it, as the ``postgres`` user when root)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import secrets
 from collections.abc import Callable, Iterator
@@ -20,13 +19,13 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import URL
 
-from parityprobe.codec import to_record
 from parityprobe.grant import Grant
 from parityprobe.lab.postgres import PostgresServer, start_postgres
 from parityprobe.model import Observation, Outcome, Run, Tier
 from parityprobe.spec import Bounds, EnvironmentFacts, ScenarioSpec, StepSpec
 from parityprobe.store import ResultStore
 from parityprobe.store.schema import observations, runs
+from parityprobe.store.store import run_rows
 
 ENVIRONMENTS = (("staging", Tier.STAGING), ("production", Tier.PRODUCTION))
 # (probe, expected outcome): a login, reads, and calls that must be refused, as the built-in scenarios do.
@@ -139,30 +138,8 @@ def make_runs(shape: Shape, seed: int = 7) -> Iterator[Run]:
 
 
 def rows(run: Run) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The run's row and its steps' rows, as ResultStore.write makes them."""
-    record = json.dumps(to_record(run), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    row = {
-        "id": run.id,
-        "scenario": run.scenario,
-        "scenario_digest": run.spec.digest,
-        "environment": run.environment,
-        "tier": run.env.tier.value,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "record": record,
-    }
-    steps = [
-        {
-            "run_id": run.id,
-            "seq": seq,
-            "step": obs.step,
-            "probe": obs.probe,
-            "outcome": obs.outcome.value,
-            "latency_ms": obs.latency_ms,
-            "started_at": obs.started_at,
-        }
-        for seq, obs in enumerate(run.observations)
-    ]
+    """The run's row and its steps' rows, exactly as ResultStore.write makes them (no evidence here)."""
+    row, steps, _ = run_rows(run)
     return row, steps
 
 

@@ -17,6 +17,7 @@ from parityprobe import __version__
 from parityprobe.cli_daemon import daemon
 from parityprobe.cli_lab import demo, lab
 from parityprobe.cli_support import (
+    ENVIRONMENTS_OPTION,
     STORE_OPTION,
     ReportOptions,
     RunOptions,
@@ -27,15 +28,6 @@ from parityprobe.cli_support import (
     run_options,
     setup_logging,
     telemetry_from_environ,
-)
-
-ENVIRONMENTS_OPTION = click.option(
-    "--environments",
-    "-e",
-    "env_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The environments file.",
 )
 
 

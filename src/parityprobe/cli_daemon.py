@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from parityprobe.cli_support import STORE_OPTION, handle_errors, setup_logging
+from parityprobe.cli_support import (
+    ALLOW_BREAK_GLASS_OPTION,
+    ENVIRONMENTS_OPTION,
+    STORE_OPTION,
+    handle_errors,
+    setup_logging,
+)
 
 DEFAULT_STATE_DIR = Path("/var/lib/parityprobe")
 FALLBACK_STATE_DIR = Path(".parityprobe/daemon")
@@ -54,14 +60,7 @@ def default_state_dir() -> Path:
 
 
 @click.command()
-@click.option(
-    "--environments",
-    "-e",
-    "env_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The environments file.",
-)
+@ENVIRONMENTS_OPTION
 @click.option("--env", "environment", required=True, help="The environment this daemon runs in.")
 @STORE_OPTION
 @click.option(
@@ -98,11 +97,7 @@ def default_state_dir() -> Path:
 )
 @click.option("--retention", callback=_duration, help="Delete stored runs older than this (30d), hourly.")
 @click.option("--once", is_flag=True, help="Run every scenario once, store the runs and exit (a CronJob).")
-@click.option(
-    "--allow-break-glass",
-    is_flag=True,
-    help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
-)
+@ALLOW_BREAK_GLASS_OPTION
 @click.option(
     "--step-timeout",
     type=click.FloatRange(min=0.1, max=3600),

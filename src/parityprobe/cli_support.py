@@ -121,6 +121,19 @@ class RunOptions(ReportOptions):
     spool: Path = Path(".parityprobe/spool")
 
 
+ENVIRONMENTS_OPTION = click.option(
+    "--environments",
+    "-e",
+    "env_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The environments file.",
+)
+ALLOW_BREAK_GLASS_OPTION = click.option(
+    "--allow-break-glass",
+    is_flag=True,
+    help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
+)
 STORE_OPTION = click.option(
     "--store",
     metavar="URL",
@@ -232,11 +245,7 @@ _RUN_OPTIONS: list[Callable[[F], F]] = [
         help="Scenarios run at once in each environment (steps of one scenario always run in order).",
     ),
     click.option("--quiet", "-q", is_flag=True, help="No progress display on standard error."),
-    click.option(
-        "--allow-break-glass",
-        is_flag=True,
-        help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
-    ),
+    ALLOW_BREAK_GLASS_OPTION,
     STORE_OPTION,
     click.option(
         "--spool",

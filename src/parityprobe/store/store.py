@@ -113,41 +113,7 @@ class ResultStore:
     def write(self, run: Run) -> bool:
         """Store ``run`` (its codec record, and a row per step for SQL queries). True when it was stored now,
         False when a run with its id was already there (and is left as it was)."""
-        record = json.dumps(to_record(run), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        row = {
-            "id": run.id,
-            "scenario": run.scenario,
-            "scenario_digest": run.spec.digest,
-            "environment": run.environment,
-            "tier": run.env.tier.value,
-            "started_at": _utc(run.started_at),
-            "finished_at": _utc(run.finished_at),
-            "record": record,
-        }
-        steps = [
-            {
-                "run_id": run.id,
-                "seq": seq,
-                "step": obs.step,
-                "probe": obs.probe,
-                "outcome": obs.outcome.value,
-                "latency_ms": obs.latency_ms,
-                "started_at": _utc(obs.started_at),
-            }
-            for seq, obs in enumerate(run.observations)
-        ]
-        seen = [
-            {
-                "run_id": run.id,
-                "seq": seq,
-                "step": item.step,
-                "connector": item.connector,
-                "expect": item.expect,
-                "status": item.status.value,
-                "seen_after_seconds": item.seen_after_seconds,
-            }
-            for seq, item in enumerate(run.evidence)
-        ]
+        row, steps, seen = run_rows(run)
         with self._translated(f"write run {run.id}"):
             self._ensure_schema()
             with self.engine.begin() as connection:
@@ -284,6 +250,47 @@ def _window(
     if environments is not None:
         query = query.where(runs.c.environment.in_(environments))
     return query.order_by(runs.c.started_at, runs.c.id)
+
+
+def run_rows(run: Run) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What :meth:`ResultStore.write` inserts for ``run``: its row (with its codec record), a row per step,
+    and a row per SIEM expectation; times in UTC."""
+    record = json.dumps(to_record(run), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    row = {
+        "id": run.id,
+        "scenario": run.scenario,
+        "scenario_digest": run.spec.digest,
+        "environment": run.environment,
+        "tier": run.env.tier.value,
+        "started_at": _utc(run.started_at),
+        "finished_at": _utc(run.finished_at),
+        "record": record,
+    }
+    steps = [
+        {
+            "run_id": run.id,
+            "seq": seq,
+            "step": obs.step,
+            "probe": obs.probe,
+            "outcome": obs.outcome.value,
+            "latency_ms": obs.latency_ms,
+            "started_at": _utc(obs.started_at),
+        }
+        for seq, obs in enumerate(run.observations)
+    ]
+    seen = [
+        {
+            "run_id": run.id,
+            "seq": seq,
+            "step": item.step,
+            "connector": item.connector,
+            "expect": item.expect,
+            "status": item.status.value,
+            "seen_after_seconds": item.seen_after_seconds,
+        }
+        for seq, item in enumerate(run.evidence)
+    ]
+    return row, steps, seen
 
 
 def _connect_args(url: URL, timeout: float) -> dict[str, Any]:
