@@ -221,9 +221,9 @@ class Execution(EnvironmentCalls):
 
         The observation is the last attempt's, with how long the outcome took to hold (from the first
         attempt's start to the answer of the one that saw it; None when it never did) and the number of
-        attempts. An attempt without a verdict ends the wait: an error proves
-        nothing about when access changed. The last attempt starts before ``within`` runs out, so the step
-        can take up to one attempt longer.
+        attempts. An attempt without a verdict ends the wait: an error proves nothing about when access
+        changed. So does the runner being stopped (the step is then SKIPPED, with the reason). The last
+        attempt starts before ``within`` runs out, so the step can take up to one attempt longer.
         """
         start = time.monotonic()
         pause = _FIRST_PAUSE
@@ -241,6 +241,9 @@ class Execution(EnvironmentCalls):
                 return replace(obs, waited_seconds=round(took, 3), attempts=attempts)
             if not obs.outcome.is_verdict or waited >= within:
                 return replace(obs, attempts=attempts)
+            stopping = self.runner.stopping()
+            if stopping is not None:  # held back while waiting: no verdict on how long it takes
+                return replace(base.make(Outcome.SKIPPED, reason=stopping), attempts=attempts)
             time.sleep(min(pause, within - waited))
             pause = min(pause * _BACKOFF, _MAX_PAUSE)
 

@@ -98,6 +98,9 @@ _SEVERITY_ORDER = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.L
 NOT_ALLOWED_HERE = "effect {effect} not allowed here"
 NEEDS_BREAK_GLASS = "break-glass drill: runs only with --allow-break-glass"
 _BY_CHOICE = (NOT_ALLOWED_HERE.format(effect="privileged"), NEEDS_BREAK_GLASS)
+# Why a step did not run because the run was held back midway (the daemon stopping, its kill switch):
+# such a run is *interrupted*, and compared only when its environment has no complete run to offer.
+HELD_BACK = ("stopped: ", "paused: ")
 
 OutputValue = str | Secret
 _EMPTY: Mapping[str, OutputValue] = MappingProxyType({})
@@ -135,6 +138,11 @@ class Observation:
     # Conditions the probe awaited itself (a new key working, an old one refused) and that held: name →
     # seconds it took. Compared across environments like ``waited_seconds``.
     waits: Mapping[str, float] = field(default_factory=lambda: _NO_WAITS)
+
+    @property
+    def held_back(self) -> bool:
+        """True for a step skipped because its run was stopped or paused midway."""
+        return self.outcome is Outcome.SKIPPED and (self.reason or "").startswith(HELD_BACK)
 
     @property
     def skipped_by_choice(self) -> bool:
@@ -237,6 +245,11 @@ class Run:
     @property
     def environment(self) -> str:
         return self.env.name
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run was stopped or paused before all its steps ran (its cleanups still ran)."""
+        return any(obs.held_back for obs in self.observations)
 
     def observation(self, step: str) -> Observation | None:
         for obs in self.observations:

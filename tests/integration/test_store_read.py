@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -191,3 +192,22 @@ def test_reading_a_store_that_is_down_is_a_store_error_without_the_password() ->
         assert password not in str(caught.value) and "pp:***@127.0.0.1" in str(caught.value)
         assert "connection failed" in str(caught.value) and caught.value.__cause__ is None
     store.close()
+
+
+def test_an_interrupted_run_is_passed_over_for_a_complete_one(store: ResultStore) -> None:
+    complete = made("s", "staging", 100)
+    latest = made("s", "staging", 200)
+    stopped = replace(
+        latest,
+        observations=(
+            latest.observations[0],
+            replace(latest.observations[1], outcome=Outcome.SKIPPED, reason="stopped: the daemon stops"),
+        ),
+    )
+    other = made("s", "production", 150)
+    for run in (complete, stopped, other):
+        store.write(run)
+    assert stopped.interrupted and not complete.interrupted
+    ((_, runs),) = read_paired(store, T0, None, ["staging", "production"])
+    assert [r.id for r in runs] == [complete.id, other.id]
+    assert read_paired(store, T0, None, ["staging", "production"]) == pair_runs(store.runs(T0))

@@ -151,3 +151,15 @@ def test_pairing_runs_chooses_what_pairing_their_heads_chooses(
     assert [[r.id for r in chosen] for _, chosen in paired] == ids(pair_heads(heads, environments))
     assert all(spec == chosen[0].spec for spec, chosen in paired)
     assert [RunHead.of(r) for r in runs] == heads
+
+
+def test_an_interrupted_run_is_chosen_only_when_its_environment_has_no_other() -> None:
+    staging = [head("staging", 100), head("staging", 200)]
+    production = [head("production", 190), head("production", 210)]
+    heads = [*staging, *production]
+    # The latest staging run and the production run nearest it were stopped midway (a daemon restart).
+    avoid = {staging[1].id, production[1].id}
+    (chosen,) = pair_heads(heads, ["staging", "production"], avoid)
+    assert chosen == [staging[0], production[0]]
+    (chosen,) = pair_heads([staging[1], *production], ["staging", "production"], avoid)
+    assert chosen == [staging[1], production[0]]  # staging has nothing else: it is compared, inconclusive

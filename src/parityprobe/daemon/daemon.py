@@ -217,7 +217,7 @@ class Daemon:
             # Still counted as running: a stop waits for this run's event and log line too.
             run = result.runs[0]
             self.budget.settle(reservation, calls_made(run))
-            stopped = next((o.reason for o in run.observations if _held_back(o.reason)), None)
+            stopped = next((o.reason for o in run.observations if o.held_back), None)
             if stopped is not None:
                 self._event(ScheduleOutcome.STOPPED, scenario_id, f"run {run.id}: {stopped}")
             else:
@@ -382,7 +382,3 @@ def calls_made(run: Run) -> int:
     return sum(
         obs.attempts or 1 for obs in (*run.observations, *run.cleanup) if obs.outcome is not Outcome.SKIPPED
     )
-
-
-def _held_back(reason: str | None) -> bool:
-    return reason is not None and reason.startswith(("stopped:", "paused:"))

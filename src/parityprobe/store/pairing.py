@@ -16,7 +16,7 @@ runs already in memory.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -48,8 +48,14 @@ class RunHead:
         return cls(run.id, run.scenario, run.spec.digest, run.environment, run.started_at)
 
 
-def pair_heads(heads: Iterable[RunHead], environments: Sequence[str] | None = None) -> list[list[RunHead]]:
+def pair_heads(
+    heads: Iterable[RunHead], environments: Sequence[str] | None = None, avoid: Set[str] = frozenset()
+) -> list[list[RunHead]]:
     """For each (scenario, digest) among ``heads``: one run per environment, in environment order.
+
+    Runs whose ids are in ``avoid`` (interrupted runs: stopped or paused midway) are chosen only when their
+    environment has no other run of the group: a daemon's restart must not turn the next comparison
+    inconclusive while a complete run is there to compare.
 
     ``environments`` orders the environments and chooses them (runs of others are left out); by default
     they are taken in the order they first appear in ``heads``. The first environment in that order that
@@ -64,6 +70,9 @@ def pair_heads(heads: Iterable[RunHead], environments: Sequence[str] | None = No
     groups: dict[tuple[str, str], dict[str, list[RunHead]]] = defaultdict(lambda: defaultdict(list))
     for head in every:
         groups[(head.scenario, head.digest)][head.environment].append(head)
+    for by_env in groups.values():
+        for env, candidates in by_env.items():
+            by_env[env] = [h for h in candidates if h.id not in avoid] or candidates
     paired: list[list[RunHead]] = []
     for by_env in groups.values():
         present = [env for env in order if env in by_env]
@@ -89,7 +98,8 @@ def pair_runs(
     """:func:`pair_heads` over runs in memory: for each (scenario, digest), its spec (the reference run's)
     and the chosen runs, in environment order."""
     by_id = {run.id: run for run in runs}
-    paired = pair_heads((RunHead.of(run) for run in by_id.values()), environments)
+    interrupted = {run.id for run in by_id.values() if run.interrupted}
+    paired = pair_heads((RunHead.of(run) for run in by_id.values()), environments, interrupted)
     return [(by_id[chosen[0].id].spec, [by_id[head.id] for head in chosen]) for chosen in paired]
 
 
@@ -103,10 +113,21 @@ def read_paired(
     :func:`pair_heads`: the heads are read and paired, then only the chosen runs are read whole.
     StoreError when the store cannot be read."""
     names = list(environments) if environments is not None else None
-    for _ in range(_READ_ATTEMPTS):
-        paired = pair_heads(store.run_heads(since, scenario, names), names)
+    heads = store.run_heads(since, scenario, names)
+    # Whether a run was interrupted is in its record: learnt as chosen runs are read, then paired again.
+    interrupted: set[str] = set()
+    deleted = 0
+    while True:
+        paired = pair_heads(heads, names, interrupted)
         wanted = [head.id for chosen in paired for head in chosen]
         found = {run.id: run for run in store.runs_by_id(wanted)}
-        if len(found) == len(set(wanted)):
+        if len(found) < len(set(wanted)):
+            deleted += 1
+            if deleted >= _READ_ATTEMPTS:
+                raise StoreError(f"{store.where}: runs kept being deleted while they were read; try again")
+            heads = store.run_heads(since, scenario, names)
+            continue
+        newly = {run.id for run in found.values() if run.interrupted} - interrupted
+        if not newly:
             return [(found[chosen[0].id].spec, [found[head.id] for head in chosen]) for chosen in paired]
-    raise StoreError(f"{store.where}: runs kept being deleted while they were read; try again")
+        interrupted |= newly
