@@ -155,7 +155,8 @@ class Daemon:
                 "max_instances": 1,
                 "misfire_grace_time": self.settings.misfire_grace,
             },
-            executors={"default": {"type": "threadpool", "max_workers": max(4, len(self._scenarios) + 1)}},
+            # Threads start only when needed; room for scenarios a reload adds, so none waits for a worker.
+            executors={"default": {"type": "threadpool", "max_workers": max(16, 2 * len(self._scenarios))}},
         )
         self._scheduler.add_listener(
             self._scheduler_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR
