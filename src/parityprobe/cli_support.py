@@ -33,7 +33,7 @@ EXIT_INTERNAL = 4
 # What a command-line tool killed by SIGPIPE reports (128 + 13): quiet, and never a false all-clear.
 EXIT_BROKEN_PIPE = 141
 DEFAULT_LAB_DIR = DEFAULT_DIRECTORY  # the lab's own default, so both agree (parityprobe.lab imports nothing)
-FORMATS = ("terminal", "json")  # the built-in formats, kept literal for a fast --help
+FORMATS = ("terminal", "json", "markdown", "junit")  # the built-in formats, kept literal for a fast --help
 
 
 @contextmanager
@@ -85,12 +85,12 @@ def _color(no_color: bool) -> bool:
 
 def emit_report(report: Report, redactor: Redactor, options: ReportOptions) -> int:
     """Print the report (or write it to ``--output``) and return its exit code."""
-    from parityprobe.report import Format, render
+    from parityprobe.report import render
 
     fmt, output = options.fmt, options.output
     color = _color(options.no_color) and output is None
     width = max(100, shutil.get_terminal_size().columns)
-    text = render(report, Format(fmt), redactor, color=color, width=width)
+    text = render(report, fmt, redactor, color=color, width=width)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n", encoding="utf-8")

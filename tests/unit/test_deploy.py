@@ -330,7 +330,7 @@ def test_the_checker_refuses_what_the_cli_would() -> None:
     wrong = {
         ("comapre", "--since", "24h"): "no command 'comapre'",
         ("compare", "--dry-run"): "no option --dry-run",
-        ("compare", "--format", "junit"): "--format 'junit'",
+        ("compare", "--format", "docx"): "--format 'docx'",
         ("compare", "--since"): "--since needs a value",
         ("run", "scenarios/"): "--environments is required",
         ("run", "-e", "envs.yaml"): "PATHS is required",

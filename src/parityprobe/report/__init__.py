@@ -53,6 +53,8 @@ class Format(enum.Enum):
 
     TERMINAL = "terminal"
     JSON = "json"
+    MARKDOWN = "markdown"
+    JUNIT = "junit"
 
 
 def render(
