@@ -206,12 +206,21 @@ def test_demo_json_is_the_documented_document(tmp_path: Path) -> None:
     result = cli("demo", "--format", "json", "--dir", tmp_path / "lab")
     assert result.code == 1, result.err
     document = json.loads(result.out)
-    assert document["schema"] == "parityprobe.report/v2"
-    assert set(document) >= {"findings", "runs", "summary", "exit_code", "generated_at"}
+    assert document["schema"] == "parityprobe.report/v3"
+    assert set(document) >= {"findings", "causes", "runs", "summary", "exit_code", "generated_at"}
     for finding in document["findings"]:
         assert set(finding) >= {"category", "severity", "scenario", "step", "environments", "message"}
         assert set(finding["environments"]) == {"staging", "production"}
     assert document["summary"]["by_severity"]["high"] == 6
+    # Grouped by cause: staging's 24h token shows on three steps of two scenarios, and is one cause; every
+    # finding is kept as an occurrence of exactly one cause.
+    causes = document["causes"]
+    assert document["summary"]["causes"] == len(causes) < len(document["findings"])
+    occurrences = [o for cause in causes for o in cause["occurrences"]]
+    assert sorted(map(json.dumps, occurrences)) == sorted(map(json.dumps, document["findings"]))
+    (ttl,) = [c for c in causes if c["field"] == "ttl"]
+    assert ttl["steps"] == 3 and ttl["environments"] == {"staging": "24h", "production": "1h"}
+    assert {o["scenario"] for o in ttl["occurrences"]} == {"forbidden-calls", "token-fetch"}
     assert not (tmp_path / "lab" / "lab-state.json").exists()  # the lab was stopped
 
 

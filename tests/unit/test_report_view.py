@@ -202,7 +202,7 @@ def test_terminal_labels_undos_not_steps() -> None:
         r"undo 1: vault\.secret_id_destroy\s+denied \(permission denied\)\s+403 from target", out
     )
     assert "undo 2: aws.delete_access_key" in out
-    assert "HIGH  cleanup_failed · undo 1" in out
+    assert "HIGH  #1 cleanup_failed" in out and "seen in 1 step: solo/undo 1" in out
     assert "undo.1" not in out and "undo.2" not in out
 
 

@@ -366,14 +366,16 @@ def test_json_document_shape_and_types() -> None:
         "exit_code",
         "summary",
         "findings",
+        "causes",
         "runs",
     ]
-    assert doc["schema"] == "parityprobe.report/v2"
+    assert doc["schema"] == "parityprobe.report/v3"
     assert doc["generated_at"] == "2025-03-01T12:00:00+00:00"
     assert doc["exit_code"] == int(fx.report.exit_code) == 1
     assert (
         doc["summary"]["scenarios"] == 2 and doc["summary"]["runs"] == 4 and doc["summary"]["findings"] == 5
     )
+    assert doc["summary"]["causes"] == len(doc["causes"]) == 5  # five different differences
     assert doc["summary"]["by_severity"] == {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1}
     assert doc["summary"]["by_category"]["inconclusive"] == 1
     assert doc["summary"]["by_category"]["config_drift"] == 0
@@ -485,8 +487,8 @@ def test_verdict_findings() -> None:
         "Verdict: PARITY GAPS FOUND (exit 1); also no verdict for forbidden-calls/assume-break-glass"
     ]
     assert (
-        "Summary: 2 scenarios · 4 runs · 5 findings (1 critical, 1 high, 1 medium, 1 low, 1 info) "
-        "· 1 inconclusive" in out
+        "Summary: 2 scenarios · 4 runs · 5 causes (1 critical, 1 high, 1 medium, 1 low, 1 info) "
+        "from 5 findings · 1 inconclusive" in out
     )
 
 
@@ -495,7 +497,7 @@ def test_verdict_no_findings() -> None:
     out = render_terminal(fx.report, fx.redactor)
     assert fx.report.exit_code is ExitCode.OK
     assert verdict_lines(out) == ["Verdict: NO PARITY GAPS FOUND (exit 0)"]
-    assert "Summary: 2 scenarios · 4 runs · 0 findings · 0 inconclusive" in out
+    assert "Summary: 2 scenarios · 4 runs · 0 causes from 0 findings · 0 inconclusive" in out
 
 
 def test_verdict_only_inconclusive_is_never_parity_ok() -> None:

@@ -11,9 +11,11 @@ from types import MappingProxyType
 from parityprobe.compare.cleanup import UNDO_PREFIX, is_undo
 from parityprobe.compare.timing import took
 from parityprobe.model import Category, Comparison, Finding, Observation, Outcome, Report, Run, Severity
+from parityprobe.report.causes import Cause, actions, group_causes
 from parityprobe.report.verdict import verdict
 from parityprobe.report.view import (
     CLEANUP_FAILED,
+    CauseView,
     Cell,
     CleanupEntry,
     FailedCleanup,
@@ -28,13 +30,25 @@ from parityprobe.report.view import (
 
 def build_view(report: Report) -> ReportView:
     """The view of ``report``."""
+    grouped = causes(report)
+    environments = {c.scenario: c.environments for c in report.comparisons}
+    shown = tuple(
+        CauseView(number, cause, _finding(cause.finding, environments.get(cause.finding.scenario, ())))
+        for number, cause in enumerate(grouped, start=1)
+    )
     return ReportView(
         generated_at=report.generated_at,
-        scenarios=tuple(_scenario(c) for c in report.comparisons),
-        summary=summary(report),
-        verdict=verdict(report),
+        scenarios=tuple(_scenario(c, shown) for c in report.comparisons),
+        summary=summary(report, grouped),
+        verdict=verdict(report, grouped),
         report=report,
+        causes=shown,
     )
+
+
+def causes(report: Report) -> tuple[Cause, ...]:
+    """The report's findings grouped by cause, most severe first."""
+    return group_causes(report.findings, actions(report.comparisons))
 
 
 def by_severity(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
@@ -75,11 +89,13 @@ def undo_label(step: str, probe: str) -> str:
     return f"undo {step.removeprefix(UNDO_PREFIX)}: {probe}"
 
 
-def summary(report: Report) -> Summary:
-    """The report's counts, and what was compared and left unchecked."""
+def summary(report: Report, grouped: tuple[Cause, ...] | None = None) -> Summary:
+    """The report's counts (of causes: ``grouped``, or the report's own), and what was compared and left
+    unchecked."""
     findings = report.findings
-    severities = Counter(f.severity for f in findings)
-    categories = Counter(f.category for f in findings)
+    grouped = causes(report) if grouped is None else grouped
+    severities = Counter(c.severity for c in grouped)
+    categories = Counter(c.category for c in grouped)
     return Summary(
         scenarios=len(report.comparisons),
         runs=sum(len(c.runs) for c in report.comparisons),
@@ -89,10 +105,11 @@ def summary(report: Report) -> Summary:
         environments=tuple(dict.fromkeys(run.environment for c in report.comparisons for run in c.runs)),
         compared=bool(report.comparisons) and all(c.compared for c in report.comparisons),
         unchecked_steps=sum(len(c.unchecked) for c in report.comparisons),
+        causes=len(grouped),
     )
 
 
-def _scenario(comparison: Comparison) -> ScenarioView:
+def _scenario(comparison: Comparison, shown: tuple[CauseView, ...] = ()) -> ScenarioView:
     unchecked = comparison.unchecked
     rows = []
     for step, observations in comparison.pairs():
@@ -120,7 +137,14 @@ def _scenario(comparison: Comparison) -> ScenarioView:
         failed_cleanups=tuple(_cleanup(run) for run in comparison.runs if _cleanup_failed(run)),
         compared=comparison.compared,
         unchecked=unchecked,
+        causes=_causes_of(comparison, shown),
     )
+
+
+def _causes_of(comparison: Comparison, shown: tuple[CauseView, ...]) -> tuple[int, ...]:
+    """The numbers of the causes with an occurrence among the comparison's own findings."""
+    own = {id(f) for f in comparison.findings}
+    return tuple(view.number for view in shown if any(id(f) in own for f in view.cause.occurrences))
 
 
 def _finding(finding: Finding, environments: tuple[str, ...]) -> FindingView:

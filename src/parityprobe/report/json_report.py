@@ -1,10 +1,12 @@
 """The JSON report: a versioned, machine-readable document for CI gates and other tools.
 
-This format is a public contract. Within ``parityprobe.report/v2`` keys are only ever added, never
-renamed, removed or retyped; anything else gets a new schema name. (v2 replaced v1 when grants became
-typed: ``version`` is a number, a secret version's labels are ``stages``; runs carry their recorded facts.
-Added since: a step's wait and cross-check, an observation's target and named waits, the
-``declared_mismatch`` category.)
+This format is a public contract. Within ``parityprobe.report/v3`` keys are only ever added, never
+renamed, removed or retyped; anything else gets a new schema name. (v3 replaced v2 when findings were
+grouped by cause: ``causes`` lists each cause with every finding of it as an occurrence, ``summary.causes``
+counts them, and ``summary.by_severity`` / ``by_category`` count causes, not findings; ``findings`` is
+unchanged. v2 replaced v1 when grants became typed: ``version`` is a number, a secret version's labels are
+``stages``; runs carry their recorded facts, a step's wait and cross-check, an observation's target and
+named waits, the ``declared_mismatch`` category.)
 Findings and runs are the codec's records (:mod:`parityprobe.codec`), so a report can be read back and
 compared again; the summary and the exit code are the report view's (:mod:`parityprobe.report.view`), the
 same the terminal shows. :data:`~parityprobe.report.json_schema.REPORT_SCHEMA` describes the document as a
@@ -13,13 +15,13 @@ JSON Schema.
 Document shape (keys appear in this order; ``indent=2``)::
 
     {
-      "schema": "parityprobe.report/v2",
+      "schema": "parityprobe.report/v3",
       "parityprobe_version": "0.1.0",
       "generated_at": "2025-01-01T12:00:00+00:00",       # ISO-8601, UTC
       "exit_code": 1,                       # 0 ok, 1 findings, 3 only inconclusive or nothing checked
       "summary": {
-        "scenarios": 2, "runs": 4, "findings": 5,
-        "by_severity": {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1},   # every severity
+        "scenarios": 2, "runs": 4, "findings": 5, "causes": 5,      # findings grouped into causes
+        "by_severity": {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1},  # causes, every severity
         "by_category": {"expectation_violation": 1, "outcome_mismatch": 1, "grant_mismatch": 1,
                         "latency_mismatch": 0, "evidence_gap": 0, "config_drift": 0,
                         "cleanup_failed": 1, "declared_mismatch": 0, "inconclusive": 1},  # every category
@@ -32,6 +34,14 @@ Document shape (keys appear in this order; ``indent=2``)::
          "step": "read-other-team" | null, "field": "outcome" | null,
          "environments": {"staging": "allowed", "production": "denied (permission denied)"},
          "message": "...", "explanation": "..."}
+      ],
+      "causes": [                      # most severe first, then in order of first appearance
+        {"category": "grant_mismatch", "severity": "medium",      # the representative finding's category;
+         "field": "ttl" | null,                                   # the most severe occurrence's severity
+         "environments": {"staging": "24h", "production": "1h"},  # the representative finding's values
+         "message": "...", "explanation": "...",                   # the representative finding's words
+         "steps": 3,                                  # distinct scenario/step places it was seen on
+         "occurrences": [ ...findings, same shape as above, every one of the cause, in report order... ]}
       ],
       "runs": [
         {"id": "...", "scenario": "...", "environment": "staging", "tier": "staging",
@@ -95,7 +105,7 @@ Json = Union[dict[str, "Json"], list["Json"], str, int, float, bool, None]  # no
 
 
 class JsonRenderer:
-    """The ``json`` format: the ``parityprobe.report/v2`` document (colour and width do not apply)."""
+    """The ``json`` format: the ``parityprobe.report/v3`` document (colour and width do not apply)."""
 
     name: ClassVar[str] = "json"
 
@@ -107,7 +117,7 @@ class JsonRenderer:
 
 
 def render_json(report: Report, redactor: Redactor) -> str:
-    """The report as a ``parityprobe.report/v2`` JSON document (see the module docstring)."""
+    """The report as a ``parityprobe.report/v3`` JSON document (see the module docstring)."""
     return JsonRenderer().render(build_view(report), redactor, RenderOptions())
 
 
@@ -129,6 +139,7 @@ def view_document(view: ReportView, redactor: Redactor) -> dict[str, Json]:
             "scenarios": summary.scenarios,
             "runs": summary.runs,
             "findings": summary.findings,
+            "causes": summary.causes,
             # Every member, zeros included: a CI gate can read .by_severity.critical without a default.
             "by_severity": {s.value: n for s, n in summary.by_severity.items()},
             "by_category": {c.value: n for c, n in summary.by_category.items()},
@@ -138,6 +149,20 @@ def view_document(view: ReportView, redactor: Redactor) -> dict[str, Json]:
         },
         # Scenario order, then as the comparator found them: the records, not the view's severity order.
         "findings": [to_record(f) for f in report.findings],
+        # One entry per cause, the representative's words first; every finding kept as an occurrence.
+        "causes": [
+            {
+                "category": shown.cause.category.value,
+                "severity": shown.cause.severity.value,
+                "field": shown.cause.finding.field,
+                "environments": dict(shown.cause.finding.environments),
+                "message": shown.cause.finding.message,
+                "explanation": shown.cause.finding.explanation,
+                "steps": shown.cause.steps,
+                "occurrences": [to_record(f) for f in shown.cause.occurrences],
+            }
+            for shown in view.causes
+        ],
         "runs": [to_record(run) for comparison in report.comparisons for run in comparison.runs],
     }
     # The last step: one walk over the finished document, so no string can skip redaction. It runs on

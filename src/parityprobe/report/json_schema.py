@@ -1,4 +1,4 @@
-"""The JSON Schema of the ``parityprobe.report/v2`` document (see :mod:`parityprobe.report.json_report`).
+"""The JSON Schema of the ``parityprobe.report/v3`` document (see :mod:`parityprobe.report.json_report`).
 
 Draft 2020-12 vocabulary, a subset: ``type``, ``required``, ``properties``, ``items``, ``enum``,
 ``additionalProperties``. Grant properties and enums are derived from the model's tables, so a field or
@@ -10,7 +10,7 @@ from __future__ import annotations
 from parityprobe.grant import GRANT_FIELDS, Kind
 from parityprobe.model import Category, ErrorKind, EvidenceStatus, ExitCode, Outcome, Severity, Tier
 
-SCHEMA_ID = "parityprobe.report/v2"
+SCHEMA_ID = "parityprobe.report/v3"
 
 
 def _nullable(type_name: str) -> list[str]:
@@ -84,6 +84,19 @@ _FINDING_SCHEMA = _object(
     }
 )
 
+_CAUSE_SCHEMA = _object(
+    {
+        "category": {"type": "string", "enum": [c.value for c in Category]},
+        "severity": {"type": "string", "enum": [s.value for s in Severity]},
+        "field": {"type": _nullable("string")},
+        "environments": {"type": "object", "additionalProperties": _STR},
+        "message": _STR,
+        "explanation": _STR,
+        "steps": {"type": "integer"},
+        "occurrences": {"type": "array", "items": _FINDING_SCHEMA},
+    }
+)
+
 _NULLABLE_NAMES: dict[str, object] = {"type": _nullable("array"), "items": _STR}
 _SPEC_SCHEMA = _object(
     {
@@ -152,7 +165,7 @@ _RUN_SCHEMA = _object(
     }
 )
 
-#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v2 so a test
+#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v3 so a test
 #: notices an undocumented key; consumers should still ignore keys they do not know.
 REPORT_SCHEMA: dict[str, object] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -169,6 +182,7 @@ REPORT_SCHEMA: dict[str, object] = {
                     "scenarios": {"type": "integer"},
                     "runs": {"type": "integer"},
                     "findings": {"type": "integer"},
+                    "causes": {"type": "integer"},
                     "by_severity": _COUNTS,
                     "by_category": _COUNTS,
                     "environments": {"type": "array", "items": _STR},
@@ -177,6 +191,7 @@ REPORT_SCHEMA: dict[str, object] = {
                 }
             ),
             "findings": {"type": "array", "items": _FINDING_SCHEMA},
+            "causes": {"type": "array", "items": _CAUSE_SCHEMA},
             "runs": {"type": "array", "items": _RUN_SCHEMA},
         }
     ),

@@ -1,9 +1,11 @@
 """The terminal report: what an SRE reads after a run.
 
 Rendered with rich into a string, so the CLI prints it and tests read it. Per scenario: a heading, a
-table with one row per step and one column per environment, the scenario's findings (most severe
-first), and the cleanup of any run whose cleanup failed. A summary and the verdict, which always agrees
-with :attr:`Report.exit_code`, close the report. What it shows is the view's
+table with one row per step and one column per environment, the numbers of the causes seen there, and the
+cleanup of any run whose cleanup failed. Then the findings grouped by cause, most severe first: one entry
+per cause with its values side by side and ``seen in N steps: scenario/step, …``, so a gap that shows on
+many steps is read once. A summary (counting causes) and the verdict, which always agrees with
+:attr:`Report.exit_code`, close the report. What it shows is the view's
 (:mod:`parityprobe.report.view`); this module only lays it out.
 
 Every string is redacted on its way into rich (rich may wrap a long value across lines, where a search
@@ -13,6 +15,7 @@ of the finished text could no longer find it) and the finished text is redacted 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -29,6 +32,7 @@ from parityprobe.redact import Redactor
 from parityprobe.report.build import build_view
 from parityprobe.report.renderer import RenderOptions
 from parityprobe.report.view import (
+    CauseView,
     Cell,
     FailedCleanup,
     FindingView,
@@ -90,6 +94,12 @@ class TerminalRenderer:
             console.print()
             for renderable in _scenario(scenario, red):
                 console.print(renderable)
+        if view.causes:
+            console.print()
+            heading = f"Causes ({len(view.causes)}, from {plural(view.summary.findings, 'finding')})"
+            console.print(Rule(Text(red(heading), "bold"), align="left"))
+            for cause in view.causes:
+                console.print(_cause(cause, red))
         console.print()
         # Never wrapped: CI logs are grepped for these two lines.
         console.print(_summary(view.summary, red), soft_wrap=True)
@@ -112,8 +122,9 @@ def _scenario(scenario: ScenarioView, red: _Redact) -> list[RenderableType]:
         _steps_table(scenario, red),
     ]
     if scenario.findings:
-        out.append(Text(red(f"Findings ({len(scenario.findings)})"), "bold"))
-        out.extend(_finding(f, red) for f in scenario.findings)
+        numbers = ", ".join(f"#{n}" for n in scenario.causes)
+        noun = "cause" if len(scenario.causes) == 1 else "causes"
+        out.append(Text(red(f"Findings ({len(scenario.findings)}): {noun} {numbers} below"), "bold"))
     else:
         out.append(Text(red("No findings."), "dim"))
     out.extend(_cleanup(block, red) for block in scenario.failed_cleanups)
@@ -156,11 +167,23 @@ def _cell(cell: Cell, red: _Redact) -> Text:
     return text
 
 
-def _finding(view: FindingView, red: _Redact) -> RenderableType:
+def _cause(cause: CauseView, red: _Redact) -> RenderableType:
+    """A cause: its representative finding, titled with the cause's number, and where it was seen."""
+    severities = Counter(f.severity for f in cause.cause.occurrences)
+    graded = ""
+    if len(severities) > 1:  # graded differently where it shows: say so, the badge is the worst
+        graded = " (" + ", ".join(f"{severities[s]} {s.value}" for s in Severity if s in severities) + ")"
+    seen = Text(red(cause.seen() + graded), "italic")
+    return _finding(cause.shown, red, where=cause.where, seen=seen)
+
+
+def _finding(
+    view: FindingView, red: _Redact, *, where: str | None = None, seen: Text | None = None
+) -> RenderableType:
     finding = view.finding
     title = Text()
     title.append(red(f" {finding.severity.value.upper()} "), _SEVERITY_STYLE[finding.severity])
-    title.append(" " + red(view.where))
+    title.append(" " + red(view.where if where is None else where))
     values = Table(box=None, padding=(0, 3, 0, 0), show_edge=False, header_style="dim")
     for key, _ in view.values:
         values.add_column(red(key), overflow="fold")
@@ -169,6 +192,8 @@ def _finding(view: FindingView, red: _Redact) -> RenderableType:
     body.append(Text(red(finding.message)))
     if finding.explanation:
         body.append(Text(red(finding.explanation), "dim"))
+    if seen is not None:
+        body.append(seen)
     return Group(title, Padding(Group(*body), (0, 0, 1, 4), expand=False))
 
 
@@ -191,7 +216,9 @@ def _summary(summary: Summary, red: _Redact) -> Text:
     by_severity = ", ".join(f"{n} {s.value}" for s, n in summary.by_severity.items() if n)
     line = (
         f"Summary: {plural(summary.scenarios, 'scenario')} · {plural(summary.runs, 'run')} · "
-        f"{plural(summary.findings, 'finding')}" + (f" ({by_severity})" if by_severity else "")
+        f"{plural(summary.causes, 'cause')}"
+        + (f" ({by_severity})" if by_severity else "")
+        + f" from {plural(summary.findings, 'finding')}"
     )
     return Text(red(line + f" · {summary.inconclusive} inconclusive"), "bold")
 

@@ -1,5 +1,9 @@
 """The verdict: one line that agrees with :attr:`Report.exit_code` and says what was done.
 
+The exit code is decided on causes (:mod:`parityprobe.report.causes`): 1 when any cause is not inconclusive,
+3 when every cause is, or when nothing was checked; 0 without any. Grouping never changes it: a cause is
+inconclusive exactly when its findings are, so it always equals :attr:`Report.exit_code`.
+
 A run in two or more environments compares them (``NO PARITY GAPS FOUND``, ``PARITY GAPS FOUND``). A run
 in one environment is a legitimate use — checking the scenarios' expectations — but compares nothing, and
 the verdict says so: ``1 environment: expectations checked, nothing compared — NO EXPECTATION
@@ -15,14 +19,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from parityprobe.model import Category, ExitCode, Finding, Report
+from parityprobe.report.causes import Cause, actions, group_causes
 from parityprobe.report.view import Verdict, plural
 
 _STEPS_SHOWN = 5
 
 
-def verdict(report: Report) -> Verdict:
-    """The verdict on ``report``."""
-    code = report.exit_code
+def exit_code(report: Report, causes: tuple[Cause, ...]) -> ExitCode:
+    """0 no cause, 1 any cause with a verdict, 3 when every cause is inconclusive or nothing was checked."""
+    if not causes:
+        return ExitCode.INCONCLUSIVE if report.checked_nothing else ExitCode.OK
+    if all(c.category is Category.INCONCLUSIVE for c in causes):
+        return ExitCode.INCONCLUSIVE
+    return ExitCode.FINDINGS
+
+
+def verdict(report: Report, causes: tuple[Cause, ...] | None = None) -> Verdict:
+    """The verdict on ``report``, whose findings grouped by cause are ``causes`` (grouped here if None)."""
+    if causes is None:
+        causes = group_causes(report.findings, actions(report.comparisons))
+    code = exit_code(report, causes)
     findings = report.findings
     undecided = _undecided(f for f in findings if f.category is Category.INCONCLUSIVE)
     decisive = [f for f in findings if f.category is not Category.INCONCLUSIVE]

@@ -3,8 +3,9 @@
 Renderers (terminal and JSON today; HTML, Markdown and JUnit next) lay a :class:`ReportView` out and decide
 nothing about its content. What a report *says* is decided when the view is built
 (:func:`parityprobe.report.build.build_view`): each scenario's matrix of steps by environments (decision,
-latency, grant lines, error detail), the findings in severity order with their values side by side, which
-cleanup observations failed and how undos are labelled, the summary counts, and the verdict
+latency, grant lines, error detail), the findings in severity order with their values side by side, the
+findings grouped by cause (:mod:`parityprobe.report.causes`: one entry per cause, with where it was seen),
+which cleanup observations failed and how undos are labelled, the summary counts (of causes), and the verdict
 (:mod:`parityprobe.report.verdict`).
 
 The view holds text as the records hold it, **unredacted**: a renderer redacts every string on its way
@@ -20,11 +21,14 @@ from datetime import datetime
 
 from parityprobe.compare.cleanup import FAILED_CLEANUP
 from parityprobe.model import Category, ExitCode, Finding, Outcome, Report, Severity
+from parityprobe.report.causes import Cause
 
 # One rule for "this cleanup left something behind", shared with the cleanup_failed finding.
 CLEANUP_FAILED = FAILED_CLEANUP
 # SDK messages can run to pages; formats for people clip them, the JSON report keeps them whole.
 DETAIL_LIMIT = 160
+# A cause seen on many steps lists this many places for people; the JSON report lists every occurrence.
+SEEN_SHOWN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,33 @@ class FindingView:
 
 
 @dataclass(frozen=True, slots=True)
+class CauseView:
+    """One cause as reports show it: numbered in report order, its representative finding's values, and
+    where it was seen (see :mod:`parityprobe.report.causes`)."""
+
+    number: int  # 1-based, most severe first: scenarios refer to their causes by it
+    cause: Cause
+    shown: FindingView  # the representative finding, values environments first
+
+    @property
+    def where(self) -> str:
+        """``#2 outcome_mismatch · field outcome``: the cause's number, category and field."""
+        finding = self.cause.finding
+        field = f" · field {finding.field}" if finding.field else ""
+        return f"#{self.number} {finding.category.value}{field}"
+
+    def seen(self, limit: int = SEEN_SHOWN) -> str:
+        """``seen in 3 steps: a/login, b/login, b/lookup``; past ``limit`` places, ``… and 2 more``."""
+        places = self.cause.places
+        if len(places) == 1:
+            return f"seen in 1 step: {places[0]}"
+        shown = ", ".join(places[:limit])
+        if len(places) > limit:
+            shown += f", … and {len(places) - limit} more"
+        return f"seen in {len(places)} steps: {shown}"
+
+
+@dataclass(frozen=True, slots=True)
 class CleanupEntry:
     """One cleanup step or undo of a run, labelled for people."""
 
@@ -126,6 +157,7 @@ class ScenarioView:
     failed_cleanups: tuple[FailedCleanup, ...]
     compared: bool  # two or more environments ran it
     unchecked: tuple[str, ...]  # steps nothing judged (one environment, no expectation)
+    causes: tuple[int, ...] = ()  # the numbers of the causes seen in this scenario, ascending
 
     @property
     def environments(self) -> tuple[str, ...]:
@@ -145,20 +177,22 @@ class ScenarioView:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The counts that close a report; ``by_severity`` and ``by_category`` hold every member, zeros too."""
+    """The counts that close a report. They count causes (a gap seen on six steps counts once); ``findings``
+    is how many findings the causes hold. ``by_severity`` and ``by_category`` hold every member, zeros too."""
 
     scenarios: int
     runs: int
     findings: int
-    by_severity: Mapping[Severity, int]
-    by_category: Mapping[Category, int]
+    by_severity: Mapping[Severity, int]  # causes, by the severity of their most severe occurrence
+    by_category: Mapping[Category, int]  # causes, by their representative finding's category
     environments: tuple[str, ...]  # every environment that ran, in order of first appearance
     compared: bool  # every scenario ran in two or more environments
     unchecked_steps: int
+    causes: int = 0
 
     @property
     def inconclusive(self) -> int:
-        """How many findings are inconclusive (no verdict)."""
+        """How many causes are inconclusive (no verdict)."""
         return self.by_category[Category.INCONCLUSIVE]
 
 
@@ -185,6 +219,7 @@ class ReportView:
     summary: Summary
     verdict: Verdict
     report: Report
+    causes: tuple[CauseView, ...] = ()  # the report's findings grouped by cause, most severe first
 
 
 def clip(text: str, limit: int = DETAIL_LIMIT) -> str:
