@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import hvac
+from openbao_bench import approle_bench
 
 from parityprobe.daemon.daemon import Daemon, DaemonSettings
 from parityprobe.daemon.records import ScheduleEvent
-from parityprobe.lab.servers import start_openbao
 from parityprobe.pipeline import plan
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
-from parityprobe.secret import Secret
 from parityprobe.store import ResultStore
 from parityprobe.telemetry.listener import TelemetryListener
 from parityprobe.telemetry.providers import make_telemetry
@@ -64,33 +60,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     args = parser.parse_args()
-    root = Secret("root-" + secrets.token_hex(12), "root token")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        server = start_openbao(folder / "openbao", root)
-        try:
-            admin: Any = hvac.Client(url=server.url, token=root.reveal())
-            admin.sys.create_or_update_policy(ROLE, POLICY)
-            admin.sys.enable_auth_method("approle")
-            admin.auth.approle.create_or_update_approle(ROLE, token_policies=[ROLE], token_ttl="10m")
-            admin.secrets.kv.v2.create_or_update_secret("bench/db", secret={"password": "p"})
-            (folder / "role-id").write_text(admin.auth.approle.read_role_id(ROLE)["data"]["role_id"])
-            (folder / "secret-id").write_text(
-                admin.auth.approle.generate_secret_id(ROLE)["data"]["secret_id"]
-            )
-            envs = folder / "environments.yaml"
-            envs.write_text(
-                "environments:\n  bench:\n    tier: staging\n    safety: {allow_effects: [read, write]}\n"
-                f"    vault:\n      address: {server.url}\n      auth:\n        method: approle\n"
-                "        role_id: {file: role-id}\n        secret_id: {file: secret-id}\n"
-            )
-            (folder / "scenarios").mkdir()
-            (folder / "scenarios" / "bench.yaml").write_text(SCENARIO)
-            figures = measure(folder, envs, args.runs)
-            left = admin.list(f"auth/approle/role/{ROLE}/secret-id")
-            accessors = len((left or {}).get("data", {}).get("keys", []))
-        finally:
-            server.stop()
+    with approle_bench(ROLE, POLICY) as bench:
+        bench.admin.secrets.kv.v2.create_or_update_secret("bench/db", secret={"password": "p"})
+        (bench.folder / "scenarios").mkdir()
+        (bench.folder / "scenarios" / "bench.yaml").write_text(SCENARIO)
+        figures = measure(bench.folder, bench.environments, args.runs)
+        left = bench.admin.list(f"auth/approle/role/{ROLE}/secret-id")
+        accessors = len((left or {}).get("data", {}).get("keys", []))
     base, middle, end, stored = figures
     print(f"daemon memory: {args.runs} due runs of a 5-step Vault scenario against one OpenBao")
     print(f"  RSS after run 1 (baseline):       {base:7.1f} MB")

@@ -15,22 +15,18 @@ the observation, the comparison). Repetitions alternate; medians are compared.
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import hvac
 from alternating import measure
+from openbao_bench import approle_bench
 
-from parityprobe.lab.servers import start_openbao
 from parityprobe.pipeline import execute, plan
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
-from parityprobe.secret import Secret
 
 ROLE = "bench-app"
 LONG_STEPS = 200
@@ -60,18 +56,6 @@ steps:
 def long_scenario() -> str:
     steps = "\n".join(f"  - {{id: look-{i}, probe: vault.token_lookup}}" for i in range(LONG_STEPS))
     return f"id: bench-long\nsteps:\n{steps}\n"
-
-
-def environments(folder: Path, url: str, role_id: str, secret_id: str) -> Path:
-    (folder / "role-id").write_text(role_id)
-    (folder / "secret-id").write_text(secret_id)
-    path = folder / "environments.yaml"
-    path.write_text(
-        "environments:\n  bench:\n    tier: staging\n    safety: {allow_effects: [read, write]}\n"
-        f"    vault:\n      address: {url}\n      auth:\n        method: approle\n"
-        "        role_id: {file: role-id}\n        secret_id: {file: secret-id}\n"
-    )
-    return path
 
 
 def direct_rotation(url: str, role_id: str, secret_id: str) -> None:
@@ -113,54 +97,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=7)
     args = parser.parse_args()
-    root = Secret("root-" + secrets.token_hex(12), "root token")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        server = start_openbao(folder / "openbao", root)
-        try:
-            admin: Any = hvac.Client(url=server.url, token=root.reveal())
-            admin.sys.create_or_update_policy(ROLE, POLICY)
-            admin.sys.enable_auth_method("approle")
-            admin.auth.approle.create_or_update_approle(ROLE, token_policies=[ROLE], token_ttl="10m")
-            role_id = admin.auth.approle.read_role_id(ROLE)["data"]["role_id"]
-            secret_id = admin.auth.approle.generate_secret_id(ROLE)["data"]["secret_id"]
-            envs = environments(folder, server.url, role_id, secret_id)
-            redactor, registry = Redactor(), ProbeRegistry()
-            (folder / "rotation.yaml").write_text(ROTATION)
-            (folder / "long.yaml").write_text(long_scenario())
-            rotation_plan = plan(envs, [folder / "rotation.yaml"], redactor, registry)
-            long_plan = plan(envs, [folder / "long.yaml"], redactor, registry)
+    with approle_bench(ROLE, POLICY) as bench:
+        folder, admin, url = bench.folder, bench.admin, bench.url
+        role_id, secret_id, envs = bench.role_id, bench.secret_id, bench.environments
+        redactor, registry = Redactor(), ProbeRegistry()
+        (folder / "rotation.yaml").write_text(ROTATION)
+        (folder / "long.yaml").write_text(long_scenario())
+        rotation_plan = plan(envs, [folder / "rotation.yaml"], redactor, registry)
+        long_plan = plan(envs, [folder / "long.yaml"], redactor, registry)
 
-            def tool(the_plan: Any) -> Callable[[], None]:
-                def go() -> None:
-                    report = execute(the_plan, redactor, registry)
-                    (comparison,) = report.comparisons
-                    (run,) = comparison.runs
-                    bad = [
-                        o.describe() for o in (*run.observations, *run.cleanup) if o.outcome.value == "error"
-                    ]
-                    assert not bad and not report.findings, (bad, [f.message for f in report.findings])
+        def tool(the_plan: Any) -> Callable[[], None]:
+            def go() -> None:
+                report = execute(the_plan, redactor, registry)
+                (comparison,) = report.comparisons
+                (run,) = comparison.runs
+                bad = [o.describe() for o in (*run.observations, *run.cleanup) if o.outcome.value == "error"]
+                assert not bad and not report.findings, (bad, [f.message for f in report.findings])
 
-                return go
+            return go
 
-            rotation = measure(
-                [
-                    ("parityprobe", tool(rotation_plan)),
-                    ("direct hvac", lambda: direct_rotation(server.url, role_id, secret_id)),
-                ],
-                args.repetitions,
-            )
-            long = measure(
-                [
-                    ("parityprobe", tool(long_plan)),
-                    ("direct hvac", lambda: direct_long(server.url, role_id, secret_id)),
-                ],
-                args.repetitions,
-            )
-            left = admin.list(f"auth/approle/role/{ROLE}/secret-id")
-            accessors = (left or {}).get("data", {}).get("keys", [])
-        finally:
-            server.stop()
+        rotation = measure(
+            [
+                ("parityprobe", tool(rotation_plan)),
+                ("direct hvac", lambda: direct_rotation(url, role_id, secret_id)),
+            ],
+            args.repetitions,
+        )
+        long = measure(
+            [
+                ("parityprobe", tool(long_plan)),
+                ("direct hvac", lambda: direct_long(url, role_id, secret_id)),
+            ],
+            args.repetitions,
+        )
+        left = admin.list(f"auth/approle/role/{ROLE}/secret-id")
+        accessors = (left or {}).get("data", {}).get("keys", [])
     print(f"Vault rotation scenario (5 steps + undos), {args.repetitions} repetitions, one OpenBao")
     for name, values in rotation.items():
         print(
