@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench fuzz clean postgresql
+.PHONY: setup demo test lint bench fuzz clean postgresql chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: $(STAMP)
 	    "(0: none, 3: only inconclusive); scripts should call parityprobe, not make"; \
 	elif [ $$code -ne 0 ]; then exit $$code; fi
 
-test: lint postgresql
+test: lint postgresql chromium
 	$(BIN)/python -m pytest
 
 # The tests start their own PostgreSQL servers (as the postgres user); the machine's binaries must exist.
@@ -33,6 +33,17 @@ postgresql:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "PostgreSQL's server binaries (initdb, postgres) are needed: install PostgreSQL" >&2; exit 1; fi
+
+# The HTML report's browser test loads the page in headless Chromium, and skips without one: so this installs
+# Debian's chromium when missing and we may (root with apt-get), and otherwise only says so, never failing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  command -v google-chrome >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	      echo "make chromium: could not install chromium; the HTML report's browser test will be skipped" >&2; \
+	  else echo "make chromium: no Chromium (chromium, chromium-browser, google-chrome) on PATH;" \
+	    "the HTML report's browser test will be skipped (install Debian's chromium to run it)" >&2; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src probes tests bench

@@ -24,6 +24,7 @@ from parityprobe.cli_support import (
     emit_report,
     execute_with_progress,
     handle_errors,
+    load_declared,
     report_options,
     run_options,
     setup_logging,
@@ -92,12 +93,13 @@ def run(
         redactor, registry = Redactor(), ProbeRegistry()
         setup_logging(redactor, ctx.obj["verbose"])
         the_plan = plan(env_file, paths, redactor, registry, only)
+        declared = load_declared(options)
         if dry_run:
             click.echo(describe(the_plan, options.allow_break_glass))
             click.echo("dry run: nothing was executed")
             return
         report = execute_with_progress(the_plan, redactor, registry, options)
-        code = emit_report(report, redactor, options)
+        code = emit_report(report, redactor, options, declared)
     sys.exit(code)
 
 
@@ -140,6 +142,7 @@ def compare(
         except ValueError as exc:
             raise InputError([Problem(None, None, "--since", str(exc))]) from None
         redactor = Redactor()
+        declared = load_declared(options)
         with telemetry_from_environ(redactor) as traced:
             report = compare_stored(store, window, scenario, list(only) or None)
             if traced is not None:
@@ -149,7 +152,7 @@ def compare(
                 f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
             )
             sys.exit(3)
-        code = emit_report(report, redactor, options)
+        code = emit_report(report, redactor, options, declared)
     sys.exit(code)
 
 

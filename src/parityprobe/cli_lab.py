@@ -14,6 +14,7 @@ from parityprobe.cli_support import (
     emit_report,
     execute_with_progress,
     handle_errors,
+    load_declared,
     run_options,
     setup_logging,
 )
@@ -156,6 +157,7 @@ def demo(
 
         redactor, registry = Redactor(), ProbeRegistry()
         setup_logging(redactor, verbose)
+        declared = load_declared(options)  # before the lab starts: a mistake in it costs no run
         click.echo("starting the lab (OpenBao and moto for staging and production)…", err=True)
         with running_lab(lab_dir, profile) as state:
             scenarios = profile_scenarios(state.profile)
@@ -167,5 +169,5 @@ def demo(
             )
             report = execute_with_progress(the_plan, redactor, registry, options)
         click.echo("lab stopped", err=True)
-        code = emit_report(report, redactor, options)
+        code = emit_report(report, redactor, options, declared)
     sys.exit(code)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from parityprobe.model import Report
     from parityprobe.redact import Redactor
     from parityprobe.registry import ProbeRegistry
+    from parityprobe.report.divergences import Declaration
     from parityprobe.telemetry.listener import TelemetryListener
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,7 +34,8 @@ EXIT_INTERNAL = 4
 # What a command-line tool killed by SIGPIPE reports (128 + 13): quiet, and never a false all-clear.
 EXIT_BROKEN_PIPE = 141
 DEFAULT_LAB_DIR = DEFAULT_DIRECTORY  # the lab's own default, so both agree (parityprobe.lab imports nothing)
-FORMATS = ("terminal", "json", "markdown", "junit")  # the built-in formats, kept literal for a fast --help
+# The built-in formats, kept literal for a fast --help.
+FORMATS = ("terminal", "json", "markdown", "junit", "html")
 
 
 @contextmanager
@@ -83,21 +85,34 @@ def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def emit_report(report: Report, redactor: Redactor, options: ReportOptions) -> int:
-    """Print the report (or write it to ``--output``) and return its exit code."""
-    from parityprobe.report import render
+def emit_report(
+    report: Report, redactor: Redactor, options: ReportOptions, declared: tuple[Declaration, ...] = ()
+) -> int:
+    """Print the report (or write it to ``--output``) and return its exit code; findings the ``declared``
+    divergences accept (see :func:`load_declared`) count for nothing."""
+    from parityprobe.report import build_view, render
 
     fmt, output = options.fmt, options.output
     color = _color(options.no_color) and output is None
     width = max(100, shutil.get_terminal_size().columns)
-    text = render(report, fmt, redactor, color=color, width=width)
+    text = render(report, fmt, redactor, color=color, width=width, divergences=declared)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n", encoding="utf-8")
         click.echo(f"report written to {output}", err=True)
     else:
         click.echo(text)
-    return int(report.exit_code)
+    return int(build_view(report, declared).verdict.exit_code if declared else report.exit_code)
+
+
+def load_declared(options: ReportOptions) -> tuple[Declaration, ...]:
+    """The ``--divergences`` file's declarations (none without one); InputError, located, when invalid.
+    Commands load it before running anything, so a mistake in it costs no run."""
+    if options.divergences is None:
+        return ()
+    from parityprobe.config.divergences import load_divergences
+
+    return load_divergences(options.divergences)
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class ReportOptions:
     fmt: str
     output: Path | None
     no_color: bool
+    divergences: Path | None  # --divergences: known differences, accepted until a date
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,11 @@ ALLOW_BREAK_GLASS_OPTION = click.option(
     "--allow-break-glass",
     is_flag=True,
     help="Run break-glass drills (privileged steps) where the environment's safety allows them.",
+)
+DIVERGENCES_OPTION = click.option(
+    "--divergences",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Known differences to accept (divergences.yaml): matching findings are shown apart and not counted.",
 )
 STORE_OPTION = click.option(
     "--store",
@@ -183,6 +204,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             fmt=kwargs.pop("fmt"),
             output=kwargs.pop("output"),
             no_color=kwargs.pop("no_color"),
+            divergences=kwargs.pop("divergences"),
             step_timeout=kwargs.pop("step_timeout"),
             concurrency=kwargs.pop("concurrency"),
             quiet=kwargs.pop("quiet"),
@@ -201,7 +223,10 @@ def report_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         kwargs["options"] = ReportOptions(
-            fmt=kwargs.pop("fmt"), output=kwargs.pop("output"), no_color=kwargs.pop("no_color")
+            fmt=kwargs.pop("fmt"),
+            output=kwargs.pop("output"),
+            no_color=kwargs.pop("no_color"),
+            divergences=kwargs.pop("divergences"),
         )
         return func(*args, **kwargs)
 
@@ -228,6 +253,7 @@ _REPORT_OPTIONS: list[Callable[[F], F]] = [
         "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
     ),
     click.option("--no-color", is_flag=True, help="Plain text even on a terminal."),
+    DIVERGENCES_OPTION,
 ]
 _RUN_OPTIONS: list[Callable[[F], F]] = [
     click.option(

@@ -97,12 +97,14 @@ import sys
 from importlib.metadata import EntryPoint
 from parityprobe.report import RendererRegistry
 registry = RendererRegistry({{n: EntryPoint(n, v, "{RENDERER_GROUP}") for n, v in {values!r}.items()}})
-assert registry.names() == ["json", "junit", "markdown", "terminal"]
+assert registry.names() == ["html", "json", "junit", "markdown", "terminal"]
 assert "parityprobe.report.terminal" not in sys.modules and "rich" not in sys.modules, "eager"
 registry.renderer("json")
 assert "parityprobe.report.terminal" not in sys.modules and "rich" not in sys.modules, "json loaded rich"
 registry.renderer("markdown"), registry.renderer("junit")
 assert "rich" not in sys.modules, "markdown or junit loaded rich"
+registry.renderer("html")
+assert "rich" not in sys.modules and "jinja2" not in sys.modules, "html loaded rich or jinja2"
 registry.renderer("terminal")
 assert "rich" in sys.modules
 """
@@ -148,8 +150,9 @@ def test_a_wrong_entry_point_is_a_plugin_error_naming_it(name: str, target: str,
 
 def test_an_unknown_format_names_the_known_ones() -> None:
     registry = RendererRegistry(declared())
-    with pytest.raises(PluginError, match=r"renderer 'html' \(known: json, junit, markdown, terminal\)"):
-        render(build().report, "html", Redactor(), registry=registry)
+    known = r"\(known: html, json, junit, markdown, terminal\)"
+    with pytest.raises(PluginError, match=r"renderer 'docx' " + known):
+        render(build().report, "docx", Redactor(), registry=registry)
 
 
 def test_no_renderer_at_all_says_to_reinstall() -> None:

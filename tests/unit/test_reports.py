@@ -367,9 +367,10 @@ def test_json_document_shape_and_types() -> None:
         "summary",
         "findings",
         "causes",
+        "divergences",
         "runs",
     ]
-    assert doc["schema"] == "parityprobe.report/v3"
+    assert doc["schema"] == "parityprobe.report/v4"
     assert doc["generated_at"] == "2025-03-01T12:00:00+00:00"
     assert doc["exit_code"] == int(fx.report.exit_code) == 1
     assert (

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import enum
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from parityprobe.model import Report
 from parityprobe.redact import Redactor
 from parityprobe.report.build import build_view
+from parityprobe.report.divergences import Declaration
 from parityprobe.report.renderer import RENDERER_GROUP, Renderer, RendererRegistry, RenderOptions
 from parityprobe.report.view import ReportView
 
@@ -55,6 +57,7 @@ class Format(enum.Enum):
     JSON = "json"
     MARKDOWN = "markdown"
     JUNIT = "junit"
+    HTML = "html"
 
 
 def render(
@@ -65,12 +68,14 @@ def render(
     color: bool = False,
     width: int = 120,
     registry: RendererRegistry | None = None,
+    divergences: Sequence[Declaration] = (),
 ) -> str:
     """``report`` in format ``fmt`` (a :class:`Format` or a registered renderer's name); ``color`` and
-    ``width`` apply to the formats laid out in columns. PluginError for a format no renderer provides."""
+    ``width`` apply to the formats laid out in columns; ``divergences`` are accepted as
+    :mod:`parityprobe.report.divergences` says. PluginError for a format no renderer provides."""
     name = fmt.value if isinstance(fmt, Format) else fmt
     renderer = (registry if registry is not None else RendererRegistry()).renderer(name)
-    return renderer.render(build_view(report), redactor, RenderOptions(color=color, width=width))
+    return renderer.render(build_view(report, divergences), redactor, RenderOptions(color=color, width=width))
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,10 @@
 """The JSON report: a versioned, machine-readable document for CI gates and other tools.
 
-This format is a public contract. Within ``parityprobe.report/v3`` keys are only ever added, never
-renamed, removed or retyped; anything else gets a new schema name. (v3 replaced v2 when findings were
+This format is a public contract. Within ``parityprobe.report/v4`` keys are only ever added, never
+renamed, removed or retyped; anything else gets a new schema name. (v4 replaced v3 when findings could be
+accepted as known divergences: ``divergences`` says which findings are accepted, which acceptances expired and
+which declarations matched nothing; ``findings`` still holds every finding, accepted ones included, while
+``causes``, ``summary`` and ``exit_code`` leave accepted findings out. v3 replaced v2 when findings were
 grouped by cause: ``causes`` lists each cause with every finding of it as an occurrence, ``summary.causes``
 counts them, and ``summary.by_severity`` / ``by_category`` count causes, not findings; ``findings`` is
 unchanged. v2 replaced v1 when grants became typed: ``version`` is a number, a secret version's labels are
@@ -15,7 +18,7 @@ JSON Schema.
 Document shape (keys appear in this order; ``indent=2``)::
 
     {
-      "schema": "parityprobe.report/v3",
+      "schema": "parityprobe.report/v4",
       "parityprobe_version": "0.1.0",
       "generated_at": "2025-01-01T12:00:00+00:00",       # ISO-8601, UTC
       "exit_code": 1,                       # 0 ok, 1 findings, 3 only inconclusive or nothing checked
@@ -43,6 +46,14 @@ Document shape (keys appear in this order; ``indent=2``)::
          "steps": 3,                                  # distinct scenario/step places it was seen on
          "occurrences": [ ...findings, same shape as above, every one of the cause, in report order... ]}
       ],
+      "divergences": {                 # --divergences FILE; all three lists empty without one
+        "accepted": [{"finding": {...finding...}, "owner": "platform-team", "reason": "...",
+                      "expires": "2026-03-31", "declared_at": "divergences.yaml:3"}],   # in no cause
+        "expired": [ ...same shape: findings counted again, their acceptance past its date... ],
+        "unmatched": [{"declared_at": "divergences.yaml:12", "scenario": "token-*", "step": "login*" | null,
+                       "category": "grant_mismatch", "field": "ttl" | null, "environments": ["staging"],
+                       "owner": "...", "reason": "...", "expires": "2026-03-31"}]
+      },
       "runs": [
         {"id": "...", "scenario": "...", "environment": "staging", "tier": "staging",
          "vars": {"team": "payments"}, "started_at": "...", "finished_at": "...",
@@ -95,7 +106,7 @@ from parityprobe.redact import MASK, Redactor
 from parityprobe.report.build import build_view
 from parityprobe.report.json_schema import REPORT_SCHEMA, SCHEMA_ID
 from parityprobe.report.renderer import RenderOptions
-from parityprobe.report.view import ReportView
+from parityprobe.report.view import AcceptedView, ReportView
 from parityprobe.secret import Secret
 
 __all__ = ["REPORT_SCHEMA", "SCHEMA_ID", "JsonRenderer", "render_json", "report_document"]
@@ -105,7 +116,7 @@ Json = Union[dict[str, "Json"], list["Json"], str, int, float, bool, None]  # no
 
 
 class JsonRenderer:
-    """The ``json`` format: the ``parityprobe.report/v3`` document (colour and width do not apply)."""
+    """The ``json`` format: the ``parityprobe.report/v4`` document (colour and width do not apply)."""
 
     name: ClassVar[str] = "json"
 
@@ -117,7 +128,7 @@ class JsonRenderer:
 
 
 def render_json(report: Report, redactor: Redactor) -> str:
-    """The report as a ``parityprobe.report/v3`` JSON document (see the module docstring)."""
+    """The report as a ``parityprobe.report/v4`` JSON document (see the module docstring)."""
     return JsonRenderer().render(build_view(report), redactor, RenderOptions())
 
 
@@ -163,6 +174,24 @@ def view_document(view: ReportView, redactor: Redactor) -> dict[str, Json]:
             }
             for shown in view.causes
         ],
+        "divergences": {
+            "accepted": [_acceptance(a) for a in view.accepted],
+            "expired": [_acceptance(a) for a in view.expired],
+            "unmatched": [
+                {
+                    "declared_at": u.source,
+                    "scenario": u.declaration.scenario,
+                    "step": u.declaration.step,
+                    "category": u.declaration.category.value,
+                    "field": u.declaration.field,
+                    "environments": list(u.declaration.environments),
+                    "owner": u.declaration.owner,
+                    "reason": u.declaration.reason,
+                    "expires": u.declaration.expires.isoformat(),
+                }
+                for u in view.unmatched
+            ],
+        },
         "runs": [to_record(run) for comparison in report.comparisons for run in comparison.runs],
     }
     # The last step: one walk over the finished document, so no string can skip redaction. It runs on
@@ -171,6 +200,16 @@ def view_document(view: ReportView, redactor: Redactor) -> dict[str, Json]:
     scrubbed = _scrub(document, redactor)
     assert isinstance(scrubbed, dict)
     return scrubbed
+
+
+def _acceptance(accepted: AcceptedView) -> dict[str, object]:
+    return {
+        "finding": to_record(accepted.shown.finding),
+        "owner": accepted.owner,
+        "reason": accepted.reason,
+        "expires": accepted.expires,
+        "declared_at": accepted.source,
+    }
 
 
 def _scrub(value: object, redactor: Redactor) -> Json:

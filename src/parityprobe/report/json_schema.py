@@ -1,4 +1,4 @@
-"""The JSON Schema of the ``parityprobe.report/v3`` document (see :mod:`parityprobe.report.json_report`).
+"""The JSON Schema of the ``parityprobe.report/v4`` document (see :mod:`parityprobe.report.json_report`).
 
 Draft 2020-12 vocabulary, a subset: ``type``, ``required``, ``properties``, ``items``, ``enum``,
 ``additionalProperties``. Grant properties and enums are derived from the model's tables, so a field or
@@ -10,7 +10,7 @@ from __future__ import annotations
 from parityprobe.grant import GRANT_FIELDS, Kind
 from parityprobe.model import Category, ErrorKind, EvidenceStatus, ExitCode, Outcome, Severity, Tier
 
-SCHEMA_ID = "parityprobe.report/v3"
+SCHEMA_ID = "parityprobe.report/v4"
 
 
 def _nullable(type_name: str) -> list[str]:
@@ -97,6 +97,33 @@ _CAUSE_SCHEMA = _object(
     }
 )
 
+_ACCEPTANCE: dict[str, object] = {
+    "owner": _STR,
+    "reason": _STR,
+    "expires": {"type": "string", "format": "date"},
+}
+_ACCEPTED_SCHEMA = _object({"finding": _FINDING_SCHEMA, **_ACCEPTANCE, "declared_at": _STR})
+_DIVERGENCES_SCHEMA = _object(
+    {
+        "accepted": {"type": "array", "items": _ACCEPTED_SCHEMA},
+        "expired": {"type": "array", "items": _ACCEPTED_SCHEMA},
+        "unmatched": {
+            "type": "array",
+            "items": _object(
+                {
+                    "declared_at": _STR,
+                    "scenario": _STR,
+                    "step": {"type": _nullable("string")},
+                    "category": {"type": "string", "enum": [c.value for c in Category]},
+                    "field": {"type": _nullable("string")},
+                    "environments": {"type": "array", "items": _STR},
+                    **_ACCEPTANCE,
+                }
+            ),
+        },
+    }
+)
+
 _NULLABLE_NAMES: dict[str, object] = {"type": _nullable("array"), "items": _STR}
 _SPEC_SCHEMA = _object(
     {
@@ -165,7 +192,7 @@ _RUN_SCHEMA = _object(
     }
 )
 
-#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v3 so a test
+#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v4 so a test
 #: notices an undocumented key; consumers should still ignore keys they do not know.
 REPORT_SCHEMA: dict[str, object] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -192,6 +219,7 @@ REPORT_SCHEMA: dict[str, object] = {
             ),
             "findings": {"type": "array", "items": _FINDING_SCHEMA},
             "causes": {"type": "array", "items": _CAUSE_SCHEMA},
+            "divergences": _DIVERGENCES_SCHEMA,
             "runs": {"type": "array", "items": _RUN_SCHEMA},
         }
     ),

@@ -4,8 +4,10 @@ Rendered with rich into a string, so the CLI prints it and tests read it. Per sc
 table with one row per step and one column per environment, the numbers of the causes seen there, and the
 cleanup of any run whose cleanup failed. Then the findings grouped by cause, most severe first: one entry
 per cause with its values side by side and ``seen in N steps: scenario/step, …``, so a gap that shows on
-many steps is read once. A summary (counting causes) and the verdict, which always agrees with
-:attr:`Report.exit_code`, close the report. What it shows is the view's
+many steps is read once. Findings accepted as known divergences (``--divergences``) follow, one line each
+with owner, expiry and reason, then the declarations that matched nothing. A summary (counting causes)
+and the verdict, which agrees with :attr:`Report.exit_code` unless findings were accepted, close the
+report. What it shows is the view's
 (:mod:`parityprobe.report.view`); this module only lays it out.
 
 Every string is redacted on its way into rich (rich may wrap a long value across lines, where a search
@@ -100,6 +102,8 @@ class TerminalRenderer:
             console.print(Rule(Text(red(heading), "bold"), align="left"))
             for cause in view.causes:
                 console.print(_cause(cause, red))
+        for renderable in _divergences(view, red):
+            console.print(renderable)
         console.print()
         # Never wrapped: CI logs are grepped for these two lines.
         console.print(_summary(view.summary, red), soft_wrap=True)
@@ -189,12 +193,30 @@ def _finding(
         values.add_column(red(key), overflow="fold")
     values.add_row(*(Text(red(value)) for _, value in view.values))
     body: list[RenderableType] = [values] if view.values else []
+    if view.note is not None:
+        body.append(Text(red(view.note), "bold yellow"))  # an expired acceptance: why the finding is back
     body.append(Text(red(finding.message)))
     if finding.explanation:
         body.append(Text(red(finding.explanation), "dim"))
     if seen is not None:
         body.append(seen)
     return Group(title, Padding(Group(*body), (0, 0, 1, 4), expand=False))
+
+
+def _divergences(view: ReportView, red: _Redact) -> list[RenderableType]:
+    """Accepted divergences, one line each, and declarations that matched nothing: short, after the causes."""
+    out: list[RenderableType] = []
+    if view.accepted:
+        out += [Text(), Rule(Text(red(f"Accepted divergences ({len(view.accepted)})"), "bold"), align="left")]
+        for accepted in view.accepted:
+            values = " · ".join(f"{k}: {v}" for k, v in accepted.shown.values)
+            out.append(Text(red(accepted.line)))
+            out.append(Padding(Text(clip(red(values)), "dim"), (0, 0, 0, 4)))
+    if view.unmatched:
+        title = f"Declared divergences that matched nothing ({len(view.unmatched)}): remove them"
+        out += [Text(), Text(red(title), "bold yellow")]
+        out.extend(Text(red(f"    {u.source}: {u.description}"), "dim") for u in view.unmatched)
+    return out
 
 
 def _cleanup(block: FailedCleanup, red: _Redact) -> RenderableType:

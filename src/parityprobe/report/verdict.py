@@ -2,7 +2,9 @@
 
 The exit code is decided on causes (:mod:`parityprobe.report.causes`): 1 when any cause is not inconclusive,
 3 when every cause is, or when nothing was checked; 0 without any. Grouping never changes it: a cause is
-inconclusive exactly when its findings are, so it always equals :attr:`Report.exit_code`.
+inconclusive exactly when its findings are, so it always equals :attr:`Report.exit_code` — unless findings
+were accepted as known divergences (:mod:`parityprobe.report.divergences`): those are in no cause, so they
+count for nothing, and a report whose every finding is accepted exits 0.
 
 A run in two or more environments compares them (``NO PARITY GAPS FOUND``, ``PARITY GAPS FOUND``). A run
 in one environment is a legitimate use — checking the scenarios' expectations — but compares nothing, and
@@ -39,7 +41,9 @@ def verdict(report: Report, causes: tuple[Cause, ...] | None = None) -> Verdict:
     if causes is None:
         causes = group_causes(report.findings, actions(report.comparisons))
     code = exit_code(report, causes)
-    findings = report.findings
+    # The causes' findings only: a finding accepted as a divergence (in no cause) says nothing here.
+    grouped = {id(f) for c in causes for f in c.occurrences}
+    findings = [f for f in report.findings if id(f) in grouped]
     undecided = _undecided(f for f in findings if f.category is Category.INCONCLUSIVE)
     decisive = [f for f in findings if f.category is not Category.INCONCLUSIVE]
     single = [c for c in report.comparisons if not c.compared]

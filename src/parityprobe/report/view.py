@@ -22,6 +22,7 @@ from datetime import datetime
 from parityprobe.compare.cleanup import FAILED_CLEANUP
 from parityprobe.model import Category, ExitCode, Finding, Outcome, Report, Severity
 from parityprobe.report.causes import Cause
+from parityprobe.report.divergences import Declaration
 
 # One rule for "this cleanup left something behind", shared with the cleanup_failed finding.
 CLEANUP_FAILED = FAILED_CLEANUP
@@ -75,6 +76,7 @@ class FindingView:
     finding: Finding
     place: str  # ``step read-own``, ``undo 1``, ``scenario``
     values: tuple[tuple[str, str], ...]
+    note: str | None = None  # ``accepted until 2026-03-31 (expired)``: a divergence accepted no longer
 
     @property
     def where(self) -> str:
@@ -110,6 +112,35 @@ class CauseView:
         if len(places) > limit:
             shown += f", … and {len(places) - limit} more"
         return f"seen in {len(places)} steps: {shown}"
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedView:
+    """A finding accepted as a known divergence (:mod:`parityprobe.report.divergences`): counted for nothing,
+    shown with who owns it, why, and until when."""
+
+    shown: FindingView
+    owner: str
+    reason: str
+    expires: str  # ISO date, the last day the acceptance holds
+    source: str  # ``divergences.yaml:12``
+
+    @property
+    def line(self) -> str:
+        """``grant_mismatch · step login · field ttl in token-ttl — platform-team, until 2026-03-31: …``."""
+        return (
+            f"{self.shown.where} in {self.shown.finding.scenario} — {self.owner}, until {self.expires}: "
+            f"{self.reason}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedView:
+    """A declared divergence that matched no finding: listed so it can be removed."""
+
+    source: str  # ``divergences.yaml:12``
+    description: str  # ``token-ttl/login* · grant_mismatch · field ttl (platform-team, until 2026-03-31)``
+    declaration: Declaration
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +251,9 @@ class ReportView:
     verdict: Verdict
     report: Report
     causes: tuple[CauseView, ...] = ()  # the report's findings grouped by cause, most severe first
+    accepted: tuple[AcceptedView, ...] = ()  # findings accepted as known divergences, in report order
+    expired: tuple[AcceptedView, ...] = ()  # findings only expired declarations matched: counted again
+    unmatched: tuple[UnmatchedView, ...] = ()  # declared divergences that matched nothing
 
 
 def clip(text: str, limit: int = DETAIL_LIMIT) -> str:
