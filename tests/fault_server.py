@@ -122,3 +122,23 @@ def unconnectable_endpoint() -> Iterator[str]:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+@contextmanager
+def two_http_apis(tmp_path: Any) -> Iterator[tuple[FaultServer, FaultServer, Any, Any]]:
+    """Staging's and production's HTTP APIs on loopback, an environments file pointing at them and a
+    one-step scenario reading ``/data`` that expects it allowed: (staging, production, environments file,
+    scenario file). Set each server's ``reply`` before running."""
+    with fault_server() as staging, fault_server() as production:
+        envs = tmp_path / "environments.yaml"
+        envs.write_text(
+            "environments:\n"
+            f"  staging: {{http: {{base_url: '{staging.url}'}}}}\n"
+            f"  production: {{http: {{base_url: '{production.url}'}}}}\n"
+        )
+        scenario = tmp_path / "api.yaml"
+        scenario.write_text(
+            "id: api\nsteps:\n"
+            "  - {id: read, probe: http.request, with: {path: /data}, expect: {outcome: allowed}}\n"
+        )
+        yield staging, production, envs, scenario

@@ -21,7 +21,7 @@ from parityprobe.redact import Redactor
 from parityprobe.report import REPORT_SCHEMA, build_view, render
 from parityprobe.report.divergences import Declaration, apply, matches
 from parityprobe.secret import Secret
-from tests.fault_server import FaultServer, Reply, fault_server
+from tests.fault_server import FaultServer, Reply, two_http_apis
 from tests.unit.test_reports import SPECS, STEPS, T0, check, obs, run
 
 TODAY = date(2026, 6, 1)
@@ -281,25 +281,9 @@ def test_json_lists_divergences_within_the_schema_and_redacts_them() -> None:
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
-    """Staging's and production's HTTP APIs, on loopback."""
-    with fault_server() as staging, fault_server() as production:
-        yield staging, production
-
-
-def files(tmp_path: Path, staging: FaultServer, production: FaultServer) -> tuple[Path, Path]:
-    envs = tmp_path / "environments.yaml"
-    envs.write_text(
-        "environments:\n"
-        f"  staging: {{http: {{base_url: '{staging.url}'}}}}\n"
-        f"  production: {{http: {{base_url: '{production.url}'}}}}\n"
-    )
-    scenario = tmp_path / "api.yaml"
-    scenario.write_text(
-        "id: api\nsteps:\n"
-        "  - {id: read, probe: http.request, with: {path: /data}, expect: {outcome: allowed}}\n"
-    )
-    return envs, scenario
+def apis(tmp_path: Path) -> Iterator[tuple[FaultServer, FaultServer, Path, Path]]:
+    with two_http_apis(tmp_path) as made:
+        yield made
 
 
 ACCEPT = """\
@@ -315,11 +299,12 @@ divergences:
 """
 
 
-def test_run_with_divergences_end_to_end(servers: tuple[FaultServer, FaultServer], tmp_path: Path) -> None:
-    staging, production = servers
+def test_run_with_divergences_end_to_end(
+    apis: tuple[FaultServer, FaultServer, Path, Path], tmp_path: Path
+) -> None:
+    staging, production, envs, scenario = apis
     staging.reply = Reply(200, "application/json", b"{}")
     production.reply = Reply(403, "text/plain", b"closed")
-    envs, scenario = files(tmp_path, staging, production)
     args = ["run", "-e", str(envs), "--quiet", str(scenario)]
     without = CliRunner().invoke(main, args)
     assert without.exit_code == 1, without.output
@@ -342,10 +327,9 @@ def test_run_with_divergences_end_to_end(servers: tuple[FaultServer, FaultServer
 
 
 def test_a_bad_divergences_file_exits_2_before_running_located(
-    servers: tuple[FaultServer, FaultServer], tmp_path: Path
+    apis: tuple[FaultServer, FaultServer, Path, Path], tmp_path: Path
 ) -> None:
-    staging, production = servers
-    envs, scenario = files(tmp_path, staging, production)
+    _, _, envs, scenario = apis
     bad = write(tmp_path, ACCEPT.format(category="outcome_mismatch", expires="31/12/2999"))
     result = CliRunner().invoke(
         main, ["run", "-e", str(envs), "-q", "--divergences", str(bad), str(scenario)]

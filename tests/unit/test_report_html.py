@@ -18,7 +18,7 @@ from parityprobe.cli import main
 from parityprobe.model import Comparison, Evidence, EvidenceStatus, Report
 from parityprobe.redact import Redactor
 from parityprobe.report import render
-from tests.fault_server import FaultServer, Reply, fault_server
+from tests.fault_server import FaultServer, Reply, two_http_apis
 from tests.unit.test_report_markdown import HOSTILE, hostile
 from tests.unit.test_reports import T0, build, quiet_comparison
 
@@ -214,27 +214,17 @@ def test_siem_receipts_get_a_column_of_their_own() -> None:
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
-    """Staging's and production's HTTP APIs, on loopback."""
-    with fault_server() as staging, fault_server() as production:
-        yield staging, production
+def apis(tmp_path: Path) -> Iterator[tuple[FaultServer, FaultServer, Path, Path]]:
+    with two_http_apis(tmp_path) as made:
+        yield made
 
 
-def test_run_writes_the_html_report(servers: tuple[FaultServer, FaultServer], tmp_path: Path) -> None:
-    staging, production = servers
+def test_run_writes_the_html_report(
+    apis: tuple[FaultServer, FaultServer, Path, Path], tmp_path: Path
+) -> None:
+    staging, production, envs, scenario = apis
     staging.reply = Reply(200, "application/json", b"{}")
     production.reply = Reply(403, "text/plain", b"<script>alert(1)</script><img src=x onerror=alert(1)>")
-    envs = tmp_path / "environments.yaml"
-    envs.write_text(
-        "environments:\n"
-        f"  staging: {{http: {{base_url: '{staging.url}'}}}}\n"
-        f"  production: {{http: {{base_url: '{production.url}'}}}}\n"
-    )
-    scenario = tmp_path / "api.yaml"
-    scenario.write_text(
-        "id: api\nsteps:\n"
-        "  - {id: read, probe: http.request, with: {path: /data}, expect: {outcome: allowed}}\n"
-    )
     output = tmp_path / "out" / "report.html"
     args = ["run", "-e", str(envs), "--quiet", "--format", "html", "-o", str(output), str(scenario)]
     result = CliRunner().invoke(main, args)

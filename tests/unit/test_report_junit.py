@@ -17,7 +17,7 @@ from parityprobe.cli import main
 from parityprobe.model import Category, Comparison, Outcome, Report, Severity
 from parityprobe.redact import Redactor
 from parityprobe.report import render
-from tests.fault_server import FaultServer, Reply, fault_server
+from tests.fault_server import FaultServer, Reply, two_http_apis
 from tests.unit.test_report_markdown import hostile, read
 from tests.unit.test_reports import SPECS, STEPS, T0, build, finding, obs, run
 
@@ -155,30 +155,18 @@ def test_what_targets_say_is_escaped_redacted_and_stripped_of_forbidden_characte
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
-    """Staging's and production's HTTP APIs, on loopback."""
-    with fault_server() as staging, fault_server() as production:
-        yield staging, production
+def apis(tmp_path: Path) -> Iterator[tuple[FaultServer, FaultServer, Path, Path]]:
+    with two_http_apis(tmp_path) as made:
+        yield made
 
 
 @pytest.mark.parametrize(("production_status", "exit_code"), [(200, 0), (403, 1)])
 def test_every_format_keeps_the_exit_code(
-    servers: tuple[FaultServer, FaultServer], tmp_path: Path, production_status: int, exit_code: int
+    apis: tuple[FaultServer, FaultServer, Path, Path], tmp_path: Path, production_status: int, exit_code: int
 ) -> None:
-    staging, production = servers
+    staging, production, envs, scenario = apis
     staging.reply = Reply(200, "application/json", b"{}")
     production.reply = Reply(production_status, "text/plain", b"<script>alert(1)</script>")
-    envs = tmp_path / "environments.yaml"
-    envs.write_text(
-        "environments:\n"
-        f"  staging: {{http: {{base_url: '{staging.url}'}}}}\n"
-        f"  production: {{http: {{base_url: '{production.url}'}}}}\n"
-    )
-    scenario = tmp_path / "api.yaml"
-    scenario.write_text(
-        "id: api\nsteps:\n"
-        "  - {id: read, probe: http.request, with: {path: /data}, expect: {outcome: allowed}}\n"
-    )
     outputs = {}
     for fmt in ("terminal", "json", "markdown", "junit"):
         result = CliRunner().invoke(main, ["run", "-e", str(envs), "--quiet", "--format", fmt, str(scenario)])
