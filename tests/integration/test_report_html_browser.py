@@ -45,6 +45,7 @@ def chromium(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[
         "--headless",
         "--disable-gpu",
         "--no-sandbox",  # tests run as root in containers, where Chromium's sandbox cannot start
+        "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm: use the temporary folder
         f"--user-data-dir={tmp / 'profile'}",
         "--enable-logging=stderr",
         "--v=0",
