@@ -321,7 +321,7 @@ def _environment_entry(
         **_http_entry(state, name, env, client_secret),
         **_siem_entry(state, name, env, aws, postgres),
         "vars": {**env.vars, **token_files},
-        "safety": env.safety.model_dump(mode="json"),
+        "safety": env.safety.model_dump(mode="json", exclude_none=True),
     }
 
 
