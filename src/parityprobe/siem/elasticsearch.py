@@ -49,7 +49,7 @@ from parityprobe.siem.connector import (
     correlation_ids_in,
     flatten,
 )
-from parityprobe.siem.http_settings import HttpConnectorSettings, one_credential
+from parityprobe.siem.http_settings import HttpConnector, HttpConnectorSettings, authorization, one_credential
 
 if TYPE_CHECKING:
     from parityprobe.siem._http import HttpSiem
@@ -88,14 +88,7 @@ class ElasticsearchSettings(HttpConnectorSettings):
         return self
 
     def connect(self) -> ElasticsearchConnector:
-        from parityprobe.siem._http import basic_credentials
-
-        headers: dict[str, str] = {}
-        if self.api_key is not None:
-            headers["Authorization"] = f"ApiKey {self.api_key.secret().reveal()}"
-        elif self.username is not None and self.password is not None:
-            headers["Authorization"] = basic_credentials(self.username, self.password.secret().reveal())
-        client = self.http_client(headers)
+        client = self.http_client(authorization("ApiKey", self.api_key, self.username, self.password))
         return ElasticsearchConnector(client, self)
 
 
@@ -134,16 +127,12 @@ def search_body(settings: ElasticsearchSettings, query: SiemQuery, after: list[A
     return body
 
 
-class ElasticsearchConnector:
+class ElasticsearchConnector(HttpConnector[ElasticsearchSettings]):
     """Searches one index pattern, page after page; holds its HTTP client between polls."""
 
     def __init__(self, client: HttpSiem, settings: ElasticsearchSettings) -> None:
-        self._client = client
-        self._settings = settings
+        super().__init__(client, settings)
         self._path = f"/{quote(settings.index, safe=',*:+-_.')}/_search"
-
-    def begin(self) -> None:
-        """Nothing to note: every search covers its query's window."""
 
     def search(self, query: SiemQuery) -> Sequence[SiemEvent]:
         if not query.correlation_ids:
@@ -171,9 +160,6 @@ class ElasticsearchConnector:
             f"{self._client.label}: more than {MAX_PAGES} pages of events for these ids",
             ErrorKind.TARGET_ERROR,
         )
-
-    def close(self) -> None:
-        self._client.close()
 
     def _hits(self, reply: Any) -> list[Mapping[str, Any]]:
         if not isinstance(reply, dict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import field_validator
 
@@ -48,6 +48,38 @@ class HttpConnectorSettings(ConnectorSettings):
             verify=self.verify_tls,
             ca_cert=self.ca_cert,
         )
+
+
+S = TypeVar("S", bound=HttpConnectorSettings)
+
+
+class HttpConnector(Generic[S]):
+    """What a connector that searches over one HTTP client holds between polls: the client and its
+    settings. Each search covers its query's window, so nothing is noted at the start of a wait."""
+
+    def __init__(self, client: HttpSiem, settings: S) -> None:
+        self._client = client
+        self._settings = settings
+
+    def begin(self) -> None:
+        """Nothing to note: every search covers its query's window."""
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def authorization(
+    scheme: str, token: SecretRef | None, username: str | None = None, password: SecretRef | None = None
+) -> dict[str, str]:
+    """The ``Authorization`` header: ``<scheme> <token>``, else HTTP Basic with ``username`` and
+    ``password``, else none."""
+    if token is not None:
+        return {"Authorization": f"{scheme} {token.secret().reveal()}"}
+    if username is not None and password is not None:
+        from parityprobe.siem._http import basic_credentials
+
+        return {"Authorization": basic_credentials(username, password.secret().reveal())}
+    return {}
 
 
 def one_credential(username: str | None, password: SecretRef | None, other: object, other_name: str) -> None:

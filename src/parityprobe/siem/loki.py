@@ -49,10 +49,10 @@ from parityprobe.siem.connector import (
     correlation_ids_in,
     flatten,
 )
-from parityprobe.siem.http_settings import HttpConnectorSettings, one_credential
+from parityprobe.siem.http_settings import HttpConnector, HttpConnectorSettings, authorization, one_credential
 
 if TYPE_CHECKING:
-    from parityprobe.siem._http import HttpSiem
+    pass
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 TENANT_HEADER = "X-Scope-OrgID"
@@ -88,15 +88,9 @@ class LokiSettings(HttpConnectorSettings):
         return self
 
     def connect(self) -> LokiConnector:
-        from parityprobe.siem._http import basic_credentials
-
-        headers: dict[str, str] = {}
+        headers = authorization("Bearer", self.token, self.username, self.password)
         if self.tenant is not None:
             headers[TENANT_HEADER] = self.tenant
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.secret().reveal()}"
-        elif self.username is not None and self.password is not None:
-            headers["Authorization"] = basic_credentials(self.username, self.password.secret().reveal())
         client = self.http_client(headers)
         return LokiConnector(client, self)
 
@@ -114,15 +108,8 @@ def to_ns(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-class LokiConnector:
+class LokiConnector(HttpConnector[LokiSettings]):
     """Queries one selector's streams, page after page; holds its HTTP client between polls."""
-
-    def __init__(self, client: HttpSiem, settings: LokiSettings) -> None:
-        self._client = client
-        self._settings = settings
-
-    def begin(self) -> None:
-        """Nothing to note: every search covers its query's window."""
 
     def search(self, query: SiemQuery) -> Sequence[SiemEvent]:
         if not query.correlation_ids:
@@ -152,9 +139,6 @@ class LokiConnector:
             f"{self._client.label}: more than {MAX_PAGES} pages of events for these ids",
             ErrorKind.TARGET_ERROR,
         )
-
-    def close(self) -> None:
-        self._client.close()
 
     def _entries(self, reply: Any) -> list[_Entry]:
         if not isinstance(reply, dict) or reply.get("status") != "success":

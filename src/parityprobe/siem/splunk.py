@@ -44,10 +44,10 @@ from parityprobe.siem.connector import (
     correlation_ids_in,
     flatten,
 )
-from parityprobe.siem.http_settings import HttpConnectorSettings
+from parityprobe.siem.http_settings import HttpConnector, HttpConnectorSettings, authorization
 
 if TYPE_CHECKING:
-    from parityprobe.siem._http import HttpSiem
+    pass
 
 EXPORT_PATH = "/services/search/v2/jobs/export"
 # Splunk index names: letters, digits, underscores and hyphens (``*`` for a wildcard).
@@ -68,7 +68,7 @@ class SplunkSettings(HttpConnectorSettings):
     sourcetype: str | None = Field(default=None, min_length=1)
 
     def connect(self) -> SplunkConnector:
-        client = self.http_client({"Authorization": f"Bearer {self.token.secret().reveal()}"})
+        client = self.http_client(authorization("Bearer", self.token))
         return SplunkConnector(client, self)
 
 
@@ -84,15 +84,8 @@ def export_search(settings: SplunkSettings, ids: Sequence[str]) -> str:
     return f"search index={settings.index}{sourcetype} ({terms})"
 
 
-class SplunkConnector:
+class SplunkConnector(HttpConnector[SplunkSettings]):
     """Searches one index through the export endpoint; holds its HTTP client between polls."""
-
-    def __init__(self, client: HttpSiem, settings: SplunkSettings) -> None:
-        self._client = client
-        self._settings = settings
-
-    def begin(self) -> None:
-        """Nothing to note: every search covers its query's window."""
 
     def search(self, query: SiemQuery) -> Sequence[SiemEvent]:
         if not query.correlation_ids:
@@ -108,9 +101,6 @@ class SplunkConnector:
         }
         body = self._client.send("POST", EXPORT_PATH, data=form)
         return self._events(body, query.correlation_ids)
-
-    def close(self) -> None:
-        self._client.close()
 
     def _events(self, body: bytes, ids: frozenset[str]) -> list[SiemEvent]:
         from parityprobe.siem._http import malformed, parse_when
