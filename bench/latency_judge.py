@@ -9,6 +9,9 @@ with N samples each are judged:
   Noisier latencies need more samples (at sigma 0.6 no test separates 1.5x at n = 30 with 1 % false
   alarms), so their rates are printed for information, not judged.
 
+Then what judging costs inside a comparison: a 20-step scenario compared with one latency per step and
+environment, against the same with a full history (200 samples) of each.
+
 The cost per call is compared, in the same process, with sorting both samples (the least any median-based
 judge does) and with the textbook bootstrap (resampling and sorting each time) that the judge's exact
 median distribution replaces.
@@ -24,8 +27,13 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from parityprobe.compare.comparator import compare
+from parityprobe.compare.latency import LatencyHistory
 from parityprobe.compare.latency_judge import DEFAULT_SETTINGS, JudgeOutcome, judge
+from parityprobe.model import Observation, Outcome, Run, Tier
+from parityprobe.spec import EnvironmentFacts, ScenarioSpec, StepSpec
 
 SIGMAS = (0.3, 0.45, 0.6)
 SHIFT = 1.5
@@ -77,6 +85,25 @@ def per_call(action: Callable[[], object], budget: float = 0.5) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def scenario_with_history(
+    rng: random.Random, steps: int, kept: int
+) -> tuple[ScenarioSpec, list[Run], LatencyHistory]:
+    """A scenario of ``steps`` allowed reads run in staging and production, and ``kept`` earlier latencies of
+    each step in each."""
+    spec = ScenarioSpec("bench", "d", steps=tuple(StepSpec(f"s{i}", "vault.kv_read") for i in range(steps)))
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    runs, samples = [], {}
+    for env, tier in (("staging", Tier.STAGING), ("production", Tier.PRODUCTION)):
+        observations = tuple(
+            Observation(step.id, step.probe, env, f"c{i}", Outcome.ALLOWED, at, latency_ms=50.0)
+            for i, step in enumerate(spec.steps)
+        )
+        runs.append(Run(env, spec, EnvironmentFacts(env, tier), at, at, observations))
+        for step in spec.steps:
+            samples[(step.id, env, Outcome.ALLOWED)] = tuple(latencies(rng, kept, 50.0, 0.3))
+    return spec, runs, LatencyHistory(samples)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
@@ -111,6 +138,16 @@ def main() -> int:
     print(f"cost per call at n = {n}: judge {judge_cost * 1e3:.2f} ms, sorting both {sort_cost * 1e6:.1f} us")
     print(f"judge / sorting both samples: {judge_cost / sort_cost:8.0f}")
     print(f"judge / textbook bootstrap alone: {judge_cost / textbook_cost:8.3f}")
+
+    # What judging adds to comparing a scenario: 20 steps, two environments, a full history of each.
+    spec, runs, history = scenario_with_history(rng, steps=20, kept=s.max_samples)
+    plain_cost = per_call(lambda: compare(spec, runs))
+    judged_cost = per_call(lambda: compare(spec, runs, history))
+    print(
+        f"compare, 20 steps x 2 environments: {plain_cost * 1e3:.1f} ms with one sample per step, "
+        f"{judged_cost * 1e3:.1f} ms with {s.max_samples} per step and environment"
+    )
+    print(f"full history / one sample: {judged_cost / plain_cost:8.1f}")
     return 0 if all(met for _, _, met in verdicts) else 1
 
 

@@ -22,12 +22,13 @@ _PIECE = 16 * 1024
 @dataclass(frozen=True)
 class Reply:
     """Status, content type (None: no header) and body; ``trickle`` > 0 sends the body in pieces, this many
-    seconds apart."""
+    seconds apart; ``delay`` seconds pass before the answer starts."""
 
     status: int
     content_type: str | None
     body: bytes
     trickle: float = 0.0
+    delay: float = 0.0
 
 
 class FaultServer(ThreadingHTTPServer):
@@ -61,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         assert isinstance(self.server, FaultServer)
         reply = self.server.reply
+        if reply.delay > 0:
+            time.sleep(reply.delay)
         self.send_response(reply.status)
         if reply.content_type is not None:
             self.send_header("Content-Type", reply.content_type)

@@ -1,4 +1,4 @@
-"""The command line: ``validate``, ``run``, ``compare``, ``daemon``, ``schema``, ``probes``,
+"""The command line: ``validate``, ``run``, ``compare``, ``report``, ``daemon``, ``schema``, ``probes``,
 ``lab up|down|status`` and ``demo``.
 
 Exit codes (the CI gate reads them): 0 no findings, 1 findings, 2 bad input or usage, 3 only inconclusive
@@ -9,6 +9,7 @@ pydantic models, rich) are imported inside the commands so that ``--help`` start
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -154,6 +155,74 @@ def compare(
             sys.exit(3)
         code = emit_report(report, redactor, options, declared)
     sys.exit(code)
+
+
+@main.command()
+@STORE_OPTION
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="The window: runs started this long ago or later (24h, 7d).",
+)
+@click.option("--scenario", help="Only this scenario.")
+@click.option(
+    "--env", "only", multiple=True, help="These environments, in this order (repeatable; default: all)."
+)
+@report_options
+@click.pass_context
+def report(
+    ctx: click.Context,
+    store: str | None,
+    since: str,
+    scenario: str | None,
+    only: tuple[str, ...],
+    options: ReportOptions,
+) -> None:
+    """The report of a store, for reading: what `compare --store` finds now, and the trend over the window
+    (what comparing the stored runs found at the end of each day; of each hour for a window under two days).
+    Usually `--format html -o report.html`; the exit codes are compare's."""
+    with handle_errors(ctx.obj["verbose"]):
+        from parityprobe.pipeline import compare_stored
+        from parityprobe.redact import Redactor
+        from parityprobe.report.trend import stored_trend
+
+        store, window = _store_window(store, since)
+        redactor = Redactor()
+        declared = load_declared(options)
+        environments = list(only) or None
+        made = compare_stored(store, window, scenario, environments)
+        if not made.comparisons:
+            click.echo(
+                f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
+            )
+            sys.exit(3)
+        points = stored_trend(store, window, scenario, environments, declared)
+        code = emit_report(made, redactor, options, declared, points)
+    sys.exit(code)
+
+
+def _store_window(store: str | None, since: str) -> tuple[str, timedelta]:
+    """The store and ``--since`` as a window back from now; InputError without ``--store``, or for a duration
+    that is not one, is zero, or reaches back before the calendar does."""
+    from parityprobe.config.durations import parse_duration
+    from parityprobe.errors import InputError, Problem
+
+    if store is None:
+        message = "give the store to report on (or PARITYPROBE_STORE_URL)"
+        raise InputError([Problem(None, None, "--store", message)])
+    too_long = f"{since!r} reaches back before the calendar does"
+    try:
+        window = timedelta(seconds=parse_duration(since))
+    except (ValueError, OverflowError) as exc:
+        message = str(exc) if isinstance(exc, ValueError) else too_long
+        raise InputError([Problem(None, None, "--since", message)]) from None
+    if window <= timedelta(0):
+        raise InputError([Problem(None, None, "--since", f"{since!r}: the window must be longer than 0s")])
+    if window >= datetime.now(UTC) - datetime.min.replace(tzinfo=UTC):
+        raise InputError([Problem(None, None, "--since", too_long)])
+    return store, window
 
 
 @main.command()

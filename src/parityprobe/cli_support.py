@@ -6,7 +6,6 @@ import functools
 import logging
 import math
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from parityprobe.cli_output import Output, check_outputs, output_paths, parsed_outputs
+from parityprobe.cli_output import emit_report as emit_report  # where the commands have always found it
 from parityprobe.lab import DEFAULT_DIRECTORY
 
 if TYPE_CHECKING:
@@ -81,30 +82,6 @@ def setup_logging(redactor: Redactor, verbose: bool, level: str = "WARNING") -> 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
-def emit_report(
-    report: Report, redactor: Redactor, options: ReportOptions, declared: tuple[Declaration, ...] = ()
-) -> int:
-    """Print the report (or write it to ``--output``) and return its exit code; findings the ``declared``
-    divergences accept (see :func:`load_declared`) count for nothing."""
-    from parityprobe.report import build_view, render
-
-    fmt, output = options.fmt, options.output
-    color = _color(options.no_color) and output is None
-    width = max(100, shutil.get_terminal_size().columns)
-    text = render(report, fmt, redactor, color=color, width=width, divergences=declared)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n", encoding="utf-8")
-        click.echo(f"report written to {output}", err=True)
-    else:
-        click.echo(text)
-    return int(build_view(report, declared).verdict.exit_code if declared else report.exit_code)
-
-
 def load_declared(options: ReportOptions) -> tuple[Declaration, ...]:
     """The ``--divergences`` file's declarations (none without one); InputError, located, when invalid.
     Commands load it before running anything, so a mistake in it costs no run."""
@@ -117,10 +94,10 @@ def load_declared(options: ReportOptions) -> tuple[Declaration, ...]:
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """How a report is written: its format, where, and whether in colour."""
+    """How a report is written: standard output's format, the files (each in its format), colour."""
 
     fmt: str
-    output: Path | None
+    outputs: tuple[Output, ...]  # -o: none prints the report in ``fmt`` (see parityprobe.cli_output)
     no_color: bool
     divergences: Path | None  # --divergences: known differences, accepted until a date
 
@@ -192,6 +169,7 @@ def _known_format(ctx: click.Context, param: click.Parameter, value: str) -> str
     registry = RendererRegistry()
     if value not in registry:
         raise click.BadParameter(f"{value!r} is not a report format (known: {', '.join(registry.names())})")
+    check_outputs(ctx, fmt=value)
     return value
 
 
@@ -200,9 +178,10 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fmt = kwargs.pop("fmt")
         kwargs["options"] = RunOptions(
-            fmt=kwargs.pop("fmt"),
-            output=kwargs.pop("output"),
+            fmt=fmt,
+            outputs=parsed_outputs(kwargs.pop("outputs"), fmt),
             no_color=kwargs.pop("no_color"),
             divergences=kwargs.pop("divergences"),
             step_timeout=kwargs.pop("step_timeout"),
@@ -222,9 +201,10 @@ def report_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fmt = kwargs.pop("fmt")
         kwargs["options"] = ReportOptions(
-            fmt=kwargs.pop("fmt"),
-            output=kwargs.pop("output"),
+            fmt=fmt,
+            outputs=parsed_outputs(kwargs.pop("outputs"), fmt),
             no_color=kwargs.pop("no_color"),
             divergences=kwargs.pop("divergences"),
         )
@@ -247,10 +227,18 @@ _REPORT_OPTIONS: list[Callable[[F], F]] = [
         default="terminal",
         show_default=True,
         callback=_known_format,
-        help=f"Report format: {', '.join(FORMATS)}, or one a plugin registers.",
+        help=f"Report format: {', '.join(FORMATS)}, or one a plugin registers; of standard output, and of "
+        "an -o file whose suffix names no format.",
     ),
     click.option(
-        "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here."
+        "--output",
+        "-o",
+        "outputs",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=output_paths,
+        help="Write the report to this file, in the format its suffix names: .html, .xml (JUnit), .json, "
+        ".md, .txt; repeat for several (-o report.html -o junit.xml). Other suffixes take --format.",
     ),
     click.option("--no-color", is_flag=True, help="Plain text even on a terminal."),
     DIVERGENCES_OPTION,
@@ -322,7 +310,8 @@ def _execute(
     traced: tuple[RunListener, ...],
 ) -> Report:
     from parityprobe import progress
-    from parityprobe.pipeline import execute
+    from parityprobe.pipeline import execute, store_history
+    from parityprobe.runner import utc_now
 
     stored: tuple[RunListener, ...] = ()
     spooled = None
@@ -341,6 +330,7 @@ def _execute(
             concurrency=options.concurrency,
             listeners=(*listeners, *traced, *stored),
             allow_break_glass=options.allow_break_glass,
+            history=None if spooled is None else store_history(spooled.store, utc_now()),
         )
 
     try:

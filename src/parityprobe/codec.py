@@ -16,6 +16,7 @@ revealed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -30,6 +31,8 @@ from parityprobe.model import (
     Evidence,
     EvidenceStatus,
     Finding,
+    JudgeOutcome,
+    LatencyJudgement,
     Observation,
     Outcome,
     OutputValue,
@@ -98,6 +101,7 @@ def _observation(obs: Observation) -> Record:
         "outputs": {name: MASK if name in secrets else v for name, v in obs.outputs.items()},
         "secret_outputs": secrets,
         "waits": dict(sorted(obs.waits.items())),
+        "latency_samples_ms": list(obs.latency_samples_ms),
     }
     return record
 
@@ -114,6 +118,7 @@ def _step_spec(step: StepSpec) -> Record:
         "ttl_tolerance": step.ttl_tolerance,
         "expect_within": step.expect_within,
         "within_tolerance": step.within_tolerance,
+        "latency_threshold": step.latency_threshold,
     }
 
 
@@ -170,6 +175,7 @@ def _finding(finding: Finding) -> Record:
         "scenario": finding.scenario,
         "step": finding.step,
         "field": finding.field,
+        "probe": finding.probe,
         "environments": dict(finding.environments),
         "message": finding.message,
         "explanation": finding.explanation,
@@ -181,6 +187,20 @@ def _comparison(comparison: Comparison) -> Record:
         "spec": _spec(comparison.spec),
         "runs": [_run(r) for r in comparison.runs],
         "findings": [_finding(f) for f in comparison.findings],
+        "latency": [to_judgement(j) for j in comparison.latency],
+    }
+
+
+def to_judgement(judgement: LatencyJudgement) -> Record:
+    """A latency judgement's record: what a comparison's record and the JSON report hold of it."""
+    return {
+        "step": judgement.step,
+        "reference": judgement.reference,
+        "environment": judgement.environment,
+        "outcome": judgement.outcome.value,
+        "explanation": judgement.explanation,
+        "ratio": judgement.ratio,
+        "samples": {env: list(values) for env, values in judgement.samples.items()},
     }
 
 
@@ -270,6 +290,16 @@ class _Reader:
                 raise RecordError(f"{self.path}.{key}.{name}: expected a number")
         return {str(k): float(v) for k, v in value.items()}
 
+    def latencies(self, key: str) -> tuple[float, ...]:
+        """A list of milliseconds (finite, not negative); empty when the key is missing."""
+        value = self.record.get(key, [])
+        if not isinstance(value, list):
+            raise self._fail(key, "a list of milliseconds")
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, int | float) or not 0 <= item < math.inf:
+                raise RecordError(f"{self.path}.{key}[{i}]: expected a latency in milliseconds")
+        return tuple(float(v) for v in value)
+
     def names(self, key: str) -> frozenset[str] | None:
         value = self.record.get(key)
         if value is None:
@@ -331,6 +361,7 @@ def _read_observation(r: _Reader) -> Observation:
         outputs=MappingProxyType(outputs),
         # Added with named waits: a record written before them has none.
         waits=MappingProxyType(r.numbers("waits")),
+        latency_samples_ms=r.latencies("latency_samples_ms"),
     )
 
 
@@ -351,6 +382,7 @@ def _read_step_spec(r: _Reader) -> StepSpec:
         ttl_tolerance=r.opt_int("ttl_tolerance"),
         expect_within=r.opt_int("expect_within"),
         within_tolerance=r.opt_int("within_tolerance"),
+        latency_threshold=r.opt_float("latency_threshold"),
     )
 
 
@@ -419,6 +451,7 @@ def _read_finding(r: _Reader) -> Finding:
         message=r.text("message"),
         explanation=r.text("explanation"),
         field=r.opt_str("field"),
+        probe=None if r.raw("probe") is None else r.text("probe"),
     )
 
 
@@ -427,6 +460,21 @@ def _read_comparison(r: _Reader) -> Comparison:
         spec=_read_spec(r.child("spec")),
         runs=tuple(_read_run(x) for x in r.children("runs")),
         findings=tuple(_read_finding(x) for x in r.children("findings")),
+        # Added with the latency judge: a record written before it has none.
+        latency=tuple(_read_judgement(x) for x in r.children("latency")) if "latency" in r.record else (),
+    )
+
+
+def _read_judgement(r: _Reader) -> LatencyJudgement:
+    samples = r.child("samples")
+    return LatencyJudgement(
+        step=r.text("step"),
+        reference=r.text("reference"),
+        environment=r.text("environment"),
+        outcome=r.enum("outcome", JudgeOutcome),
+        explanation=r.text("explanation"),
+        ratio=r.opt_float("ratio"),
+        samples=MappingProxyType({str(env): samples.latencies(env) for env in samples.record}),
     )
 
 

@@ -9,6 +9,7 @@ yet begun are SKIPPED with the reason, and the cleanup steps and undos still run
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -144,6 +145,8 @@ class Execution(EnvironmentCalls):
                 obs = self._until(probe, prepared, base, timeout, expected.outcome, step.expect.within)
             else:
                 obs = self.invoke(probe, prepared, base, timeout)
+                if step.repeat is not None and obs.outcome.is_verdict:
+                    obs = self._repeated(obs, step.repeat, probe, prepared, base, timeout)
             if step.crosscheck is not None and obs.outcome.is_verdict and isinstance(probe, Declaring):
                 obs = self._crosschecked(obs, step.crosscheck, probe, prepared, base, timeout)
             if isinstance(probe, Targeting):
@@ -213,6 +216,40 @@ class Execution(EnvironmentCalls):
             return replace(obs, declared=Outcome.SKIPPED, declared_reason=skipped_note(kind, check.reason))
         declared = check.outcome if check.outcome in (Outcome.ALLOWED, Outcome.DENIED) else Outcome.ERROR
         return replace(obs, declared=declared)
+
+    def _repeated(
+        self,
+        first: Observation,
+        times: int,
+        probe: Probe,
+        params: Any,
+        base: ObservationFactory,
+        timeout: float,
+    ) -> Observation:
+        """``first`` with the latencies of ``times`` repetitions of its action (``repeat: N``, read steps
+        only): every repetition that reached the first one's decision is a sample, and ``latency_ms`` becomes
+        their median. A repetition that decides otherwise, or gives no verdict, is no sample of this latency
+        (it is logged); the runner being stopped ends the repetitions."""
+        samples = [first.latency_ms] if first.latency_ms is not None else []
+        for repetition in range(2, times + 1):
+            if self.runner.stopping() is not None:
+                break
+            again = self.invoke(probe, params, base, timeout)
+            if again.outcome is first.outcome and again.latency_ms is not None:
+                samples.append(again.latency_ms)
+            else:
+                log.info(
+                    "%s %s repetition %d of %d: %s, not a latency sample of %s",
+                    self.env.name,
+                    base.correlation_id,
+                    repetition,
+                    times,
+                    again.describe(),
+                    first.describe(),
+                )
+        if not samples:
+            return first
+        return replace(first, latency_ms=statistics.median(samples), latency_samples_ms=tuple(samples))
 
     def _until(
         self, probe: Probe, params: Any, base: ObservationFactory, timeout: float, want: Outcome, within: int

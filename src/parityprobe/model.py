@@ -138,6 +138,9 @@ class Observation:
     # Conditions the probe awaited itself (a new key working, an old one refused) and that held: name →
     # seconds it took. Compared across environments like ``waited_seconds``.
     waits: Mapping[str, float] = field(default_factory=lambda: _NO_WAITS)
+    # A step with ``repeat: N``: the latency of every repetition that reached the first one's outcome, in
+    # order (``latency_ms`` is then their median); empty for a step that ran once.
+    latency_samples_ms: tuple[float, ...] = ()
 
     @property
     def held_back(self) -> bool:
@@ -270,6 +273,30 @@ class Finding:
     message: str
     explanation: str = ""
     field: str | None = None
+    probe: str | None = None  # the probe of the step or undo it concerns, where the rule that made it knows
+
+
+class JudgeOutcome(enum.Enum):
+    """What the latency judge concluded for one step and one pair of environments."""
+
+    NO_DIFFERENCE = "no_difference"
+    MISMATCH = "mismatch"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyJudgement:
+    """The latency judge's verdict on one step: ``environment`` against the scenario's first (``reference``),
+    its one-sentence explanation, and the samples judged (environment → milliseconds, oldest first: the
+    store's history of the step, then this run's)."""
+
+    step: str
+    reference: str
+    environment: str
+    outcome: JudgeOutcome
+    explanation: str
+    samples: Mapping[str, tuple[float, ...]]
+    ratio: float | None = None  # the environment's median over the reference's, when both have one
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +306,7 @@ class Comparison:
     spec: ScenarioSpec
     runs: tuple[Run, ...]
     findings: tuple[Finding, ...]
+    latency: tuple[LatencyJudgement, ...] = ()  # per step, each environment after the first
 
     @property
     def scenario(self) -> str:

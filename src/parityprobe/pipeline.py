@@ -6,19 +6,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parityprobe.compare.comparator import compare
 from parityprobe.compare.explain import explain
+from parityprobe.compare.latency import NO_HISTORY, LatencyHistory
 from parityprobe.config.load import load_environments, load_scenarios
 from parityprobe.config.plan import Plan, build_plan
+from parityprobe.errors import StoreError
 from parityprobe.listeners import RunListener
-from parityprobe.model import Comparison, Effect, Report
+from parityprobe.model import Comparison, Effect, Report, Run
 from parityprobe.redact import Redactor
 from parityprobe.registry import ProbeRegistry
 from parityprobe.runner import DEFAULT_CONCURRENCY, DEFAULT_STEP_TIMEOUT, Runner, ScenarioRuns, utc_now
+from parityprobe.spec import ScenarioSpec
+
+if TYPE_CHECKING:
+    from parityprobe.store import ResultStore
+
+log = logging.getLogger(__name__)
 
 
 def plan(
@@ -34,10 +44,41 @@ def plan(
     return build_plan(environments, scenarios, registry)
 
 
-def compare_all(results: Iterable[ScenarioRuns]) -> tuple[Comparison, ...]:
-    """Each scenario's runs compared, in the order given; then every behavioural finding names the
-    configuration drift (from any scenario) that may explain it."""
-    return explain(tuple(compare(result.spec, result.runs) for result in results))
+# How far back the latency judge looks in a store for a step's earlier latencies.
+HISTORY_WINDOW = timedelta(days=7)
+
+# A scenario's spec and the runs being compared → the latency history to judge them with.
+HistorySource = Callable[[ScenarioSpec, tuple[Run, ...]], LatencyHistory]
+
+
+def compare_all(
+    results: Iterable[ScenarioRuns], history: HistorySource | None = None
+) -> tuple[Comparison, ...]:
+    """Each scenario's runs compared, in the order given (the latency judge weighing ``history`` too, when
+    given); then every behavioural finding names the configuration drift (from any scenario) that may
+    explain it."""
+    return explain(
+        tuple(
+            compare(r.spec, r.runs, history(r.spec, r.runs) if history is not None else NO_HISTORY)
+            for r in results
+        )
+    )
+
+
+def store_history(store: ResultStore, now: datetime) -> HistorySource:
+    """The latency history of each scenario in ``store``: its runs of the last :data:`HISTORY_WINDOW`
+    before ``now``, less the runs being compared. A store that cannot be read gives no history (a warning):
+    the judge then says it has too few samples rather than the comparison failing."""
+    from parityprobe.store.history import latency_history
+
+    def history(spec: ScenarioSpec, compared: tuple[Run, ...]) -> LatencyHistory:
+        try:
+            return latency_history(store, spec.id, now - HISTORY_WINDOW, {run.id for run in compared})
+        except StoreError as exc:
+            log.warning("no latency history for %s: %s", spec.id, exc)
+            return NO_HISTORY
+
+    return history
 
 
 def compare_stored(
@@ -53,11 +94,12 @@ def compare_stored(
     try:
         now = utc_now()
         paired = read_paired(store, now - window, scenario, environments)
+        comparisons = compare_all(
+            (ScenarioRuns(spec, tuple(runs)) for spec, runs in paired), store_history(store, now)
+        )
     finally:
         store.close()
-    return Report(
-        generated_at=now, comparisons=compare_all(ScenarioRuns(spec, tuple(runs)) for spec, runs in paired)
-    )
+    return Report(generated_at=now, comparisons=comparisons)
 
 
 def execute(
@@ -69,8 +111,10 @@ def execute(
     concurrency: int = DEFAULT_CONCURRENCY,
     listeners: tuple[RunListener, ...] = (),
     allow_break_glass: bool = False,
+    history: HistorySource | None = None,
 ) -> Report:
-    """Run the plan in every environment, compare the runs scenario by scenario, and make the report."""
+    """Run the plan in every environment, compare the runs scenario by scenario (the latency judge weighing
+    ``history`` too), and make the report."""
     runner = Runner(
         registry,
         redactor,
@@ -79,7 +123,7 @@ def execute(
         listeners=listeners,
         allow_break_glass=allow_break_glass,
     )
-    return Report(generated_at=utc_now(), comparisons=compare_all(runner.run(the_plan)))
+    return Report(generated_at=utc_now(), comparisons=compare_all(runner.run(the_plan), history))
 
 
 def describe(the_plan: Plan, allow_break_glass: bool = False) -> str:

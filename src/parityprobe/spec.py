@@ -47,6 +47,7 @@ class StepSpec:
     ttl_tolerance: int | None = None
     expect_within: int | None = None  # seconds the step may take to reach its expected outcome
     within_tolerance: int | None = None
+    latency_threshold: float | None = None  # ``tolerance.latency``: the judge's relative threshold
 
     @property
     def expects_anything(self) -> bool:
@@ -114,6 +115,7 @@ def _step_spec(step: Step) -> StepSpec:
         ttl_tolerance=step.tolerance.ttl,
         expect_within=expect.within,
         within_tolerance=step.tolerance.within,
+        latency_threshold=step.tolerance.latency,
     )
 
 

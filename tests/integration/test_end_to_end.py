@@ -206,7 +206,7 @@ def test_demo_json_is_the_documented_document(tmp_path: Path) -> None:
     result = cli("demo", "--format", "json", "--dir", tmp_path / "lab")
     assert result.code == 1, result.err
     document = json.loads(result.out)
-    assert document["schema"] == "parityprobe.report/v4"
+    assert document["schema"] == "parityprobe.report/v5"
     assert set(document) >= {"findings", "causes", "runs", "summary", "exit_code", "generated_at"}
     for finding in document["findings"]:
         assert set(finding) >= {"category", "severity", "scenario", "step", "environments", "message"}

@@ -95,7 +95,7 @@ def test_a_version_1_store_is_migrated(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION == 2
+            assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
             assert conn.execute(text("SELECT count(*) FROM evidence")).scalar() == 0
     finally:
         engine.dispose()

@@ -343,6 +343,11 @@ MAY_BE_MISSING = frozenset(
         "target",
         # Added with named waits.
         "waits",
+        # Added with the latency judge.
+        "latency_samples_ms",
+        "latency_threshold",
+        "latency",
+        "ratio",
         "min",
         "max",
         "step",

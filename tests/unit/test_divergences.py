@@ -265,7 +265,7 @@ def test_json_lists_divergences_within_the_schema_and_redacts_them() -> None:
     assert token.reveal() not in text
     doc = json.loads(text)
     assert check(doc, REPORT_SCHEMA) == []
-    assert doc["schema"] == "parityprobe.report/v4"
+    assert doc["schema"] == "parityprobe.report/v5"
     assert doc["exit_code"] == 1 and doc["summary"]["findings"] == 1 and len(doc["findings"]) == 2
     (accepted,) = doc["divergences"]["accepted"]
     assert accepted["finding"]["field"] == "ttl" and accepted["expires"] == "2026-12-31"

@@ -1,13 +1,17 @@
 """The HTML report, built from real model objects and read back with the standard library's HTML parser:
-summary, causes, the matrix, latency charts as inline SVG, what targets say as inert text, secrets masked, a
-page that loads nothing from the network; and ``parityprobe run --format html -o report.html``."""
+summary, causes, the matrix, latency charts as inline SVG (bars for one latency, box plots for the judge's
+samples, with its verdicts), accepted, expired and unmatched divergences, guidance, the store's trend, what
+targets say as inert text, secrets masked, a page that loads nothing from the network; and
+``parityprobe run --format html -o report.html``."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,12 +19,26 @@ import pytest
 from click.testing import CliRunner
 
 from parityprobe.cli import main
-from parityprobe.model import Comparison, Evidence, EvidenceStatus, Report
+from parityprobe.model import (
+    Category,
+    Comparison,
+    Evidence,
+    EvidenceStatus,
+    Finding,
+    Outcome,
+    Report,
+    Severity,
+)
 from parityprobe.redact import Redactor
-from parityprobe.report import render
+from parityprobe.report import build_view, render
+from parityprobe.report.divergences import Declaration
+from parityprobe.report.html import HtmlRenderer
+from parityprobe.report.renderer import RenderOptions
+from parityprobe.report.view import FindingView, FrameworkRef, Guidance, LatencyNote, ReportView, TrendPoint
+from parityprobe.secret import Secret
 from tests.fault_server import FaultServer, Reply, two_http_apis
 from tests.unit.test_report_markdown import HOSTILE, hostile
-from tests.unit.test_reports import T0, build, quiet_comparison
+from tests.unit.test_reports import SPECS, STEPS, T0, build, finding, obs, quiet_comparison, run
 
 # Elements that could run code or fetch something; the report uses none of them.
 ACTIVE = {"script", "iframe", "object", "embed", "img", "link", "base", "form", "audio", "video", "image"}
@@ -208,6 +226,278 @@ def test_siem_receipts_get_a_column_of_their_own() -> None:
     assert matrix[0] == ["step", "staging", "production", "SIEM"]
     siem = matrix[1][3]
     assert siem.startswith("staging: received") and "production: missing" in siem
+
+
+# ---------------------------------------------------------------- divergences, guidance, latency, trend
+
+
+# The day divergences are judged on: the TTL acceptance holds, the forbidden read's has expired.
+TODAY = date(2026, 6, 1)
+
+
+def declared(**kw: object) -> Declaration:
+    fields: dict[str, object] = {
+        "scenario": "forbidden-calls",
+        "step": "read-after-rotate",
+        "category": Category.GRANT_MISMATCH,
+        "field": "ttl",
+        "environments": (),
+        "reason": "staging keeps 24h tokens",
+        "owner": "platform-team",
+        "expires": date(2026, 12, 31),
+        "source": "divergences.yaml:2",
+    }
+    fields.update(kw)
+    return Declaration(**fields)  # type: ignore[arg-type]
+
+
+def decorated(say: str = "") -> ReportView:
+    """forbidden-calls with a TTL gap on three steps (one accepted), a forbidden read whose acceptance
+    expired, a declaration that matches nothing, guidance on every finding, and the latency judge's verdicts
+    on three steps (no samples yet). ``say`` ends every text a target, a divergences file, the guidance table
+    or the judge could carry."""
+
+    def ttl(step: str) -> Finding:
+        values = {"staging": "24h", "production": "1h"}
+        return finding(
+            Category.GRANT_MISMATCH, Severity.MEDIUM, step, f"lifetimes differ{say}", values=values
+        )
+
+    findings = (
+        *(replace(ttl(step), field="ttl") for step in ("login", "read-own", "read-after-rotate")),
+        finding(
+            Category.OUTCOME_MISMATCH,
+            Severity.HIGH,
+            "read-other-team",
+            f"staging allows a forbidden read{say}",
+            values={"staging": "allowed", "production": "denied"},
+            field="outcome",
+        ),
+    )
+    runs = tuple(
+        run(env, "forbidden-calls", tuple(obs(env, s, Outcome.ALLOWED, latency_ms=2.0) for s in STEPS))
+        for env in ("staging", "production")
+    )
+    report = Report(T0, (Comparison(SPECS["forbidden-calls"], runs, findings),))
+    declarations = (
+        declared(reason=f"staging keeps 24h tokens{say}", owner=f"platform-team{say}"),
+        declared(
+            step=None,
+            category=Category.OUTCOME_MISMATCH,
+            field=None,
+            reason=f"migration{say}",
+            owner="security-team",
+            expires=date(2026, 1, 31),
+            source="d.yaml:9",
+        ),
+        declared(scenario="gone", step=None, field=None, owner=f"nobody{say}", source="d.yaml:20"),
+    )
+    view = build_view(report, declarations, TODAY)
+    hints = {
+        Category.GRANT_MISMATCH: Guidance(
+            (FrameworkRef("OWASP NHI Top 10", "NHI7:2025", f"Long-lived secrets{say}"),),
+            f"Shorten the role's token_ttl{say}",
+        ),
+        Category.OUTCOME_MISMATCH: Guidance(
+            (
+                FrameworkRef("OWASP NHI Top 10", "NHI5:2025", "Overprivileged NHI"),
+                FrameworkRef("NIST CSF 2.0", "PR.AA-05", "Access permissions"),
+            ),
+            f"Remove billing/db from the staging policy{say}",
+        ),
+    }
+
+    def guided(fv: FindingView) -> FindingView:
+        return replace(fv, guidance=hints[fv.finding.category])
+
+    pair = ("staging", "production")
+    notes = {
+        "login": LatencyNote(pair, "mismatch", f"10x slower{say}", {}),
+        "read-own": LatencyNote(pair, "insufficient_data", f"insufficient data: 3 of 10 samples{say}", {}),
+        "read-other-team": LatencyNote(pair, "no_difference", "alike", {}),
+    }
+    (scenario,) = view.scenarios
+    scenario = replace(
+        scenario,
+        findings=tuple(guided(fv) for fv in scenario.findings),
+        rows=tuple(replace(r, latency=(notes[r.step],)) if r.step in notes else r for r in scenario.rows),
+    )
+    causes = tuple(replace(c, shown=guided(c.shown)) for c in view.causes)
+    return replace(view, scenarios=(scenario,), causes=causes)
+
+
+def html(view: ReportView, redactor: Redactor | None = None) -> str:
+    return HtmlRenderer().render(view, redactor or Redactor(), RenderOptions())
+
+
+STAGING = tuple(float(n) for n in range(1, 12))  # median 6, quartiles 3.5 and 8.5
+PRODUCTION = (20.0, 40.0, 22.0, 24.0)  # oldest first, as the judge keeps them
+
+
+def with_samples(view: ReportView) -> ReportView:
+    """``decorated()`` with samples on the judge's notes: login has several per environment, read-own one."""
+    (scenario,) = view.scenarios
+    samples = {
+        "login": {"staging": STAGING, "production": PRODUCTION},
+        "read-own": {"staging": (2.0,), "production": (2.0,)},
+    }
+    rows = tuple(
+        replace(row, latency=tuple(replace(n, samples=samples[row.step]) for n in row.latency))
+        if row.step in samples
+        else row
+        for row in scenario.rows
+    )
+    return replace(view, scenarios=(replace(scenario, rows=rows),))
+
+
+def test_divergences_guidance_and_the_judges_verdicts_are_shown() -> None:
+    page = read(html(decorated()))
+    text = " ".join(page.text.split())
+    assert "2 causes 3 findings 0 inconclusive 0 unchecked steps 1 accepted 1 expired acceptances" in text
+    assert "1 unmatched declarations" in text
+    # The expired acceptance: its own section, and flagged on the cause and the scenario's finding.
+    assert (
+        "Acceptances expired (1): counted again accepted until 2026-01-31 (expired) outcome_mismatch · step "
+        "read-other-team · field outcome in forbidden-calls — security-team: migration d.yaml:9" in text
+    )
+    assert text.count("⚠ accepted until 2026-01-31 (expired) counted again") == 2
+    assert page.table("accepted") == [
+        ["finding", "values", "owner", "until", "reason", "declared in"],
+        [
+            "medium grant_mismatch · step read-after-rotate · field ttl in forbidden-calls",
+            "staging: 24h · production: 1h",
+            *("platform-team", "2026-12-31", "staging keeps 24h tokens", "divergences.yaml:2"),
+        ],
+    ]
+    assert (
+        "Declared divergences that matched nothing (1): remove them "
+        "d.yaml:20: gone · grant_mismatch (nobody, until 2026-12-31)" in text
+    )
+    # Guidance under the cause and under each finding of the scenario.
+    hint = (
+        "What to do: Remove billing/db from the staging policy OWASP NHI Top 10 NHI5:2025 Overprivileged NHI "
+        "· NIST CSF 2.0 PR.AA-05 Access permissions"
+    )
+    assert text.count(hint) == 2
+    assert text.count("What to do: Shorten the role's token_ttl") == 3  # the cause, two findings
+    # Every verdict under its step's chart, insufficient data said as such.
+    assert "mismatch · production against staging: 10x slower" in text
+    assert "insufficient data · production against staging: 3 of 10 samples" in text
+    assert "no difference · production against staging: alike" in text
+    assert_inert(page)
+
+
+def test_no_divergences_means_no_such_sections() -> None:
+    page = read(render(build().report, "html", build().redactor))
+    for heading in ("accepted", "Acceptances expired", "matched nothing", "Trend"):
+        assert heading not in page.text
+
+
+def test_latency_samples_are_box_plots_and_a_single_latency_a_bar() -> None:
+    out = html(with_samples(decorated()))
+    page = read(out)
+    # login: a box plot per environment with its figures, on an axis of its own ending at a round 50 ms.
+    assert page.charts["login"] == [
+        *("staging", "median 6.0 ms · 1.0 to 11.0 ms · n=11"),
+        *("production", "median 23.0 ms · 20.0 to 40.0 ms · n=4"),
+        *("0 ms", "12.5 ms", "25 ms", "37.5 ms", "50 ms"),
+    ]
+    # read-own: one sample per environment, so the bars of the matrix' latency, as for a step that ran once.
+    assert page.charts["read-own"] == ["staging", "2.0 ms", "production", "2.0 ms"]
+
+    def x(ms: float) -> float:
+        return round(150 + ms / 50 * 420, 1)
+
+    medians = [float(v) for v in re.findall(r'<line class="median" x1="([\d.]+)"', out)]
+    assert medians == [x(6.0), x(23.0)]
+    boxes = re.findall(r'<rect class="iqr" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', out)
+    assert [float(left) for left, _ in boxes] == [x(3.5), x(21.5)]
+    assert float(boxes[0][1]) == pytest.approx(x(8.5) - x(3.5), abs=0.11)
+    # Every sample a dot, where its value is.
+    dots = [float(v) for v in re.findall(r'<circle cx="([\d.]+)"', out)]
+    assert dots == [x(v) for v in (*STAGING, *PRODUCTION)]
+    assert (
+        "svg",
+        "aria-label",
+        "login: staging median 6.0 ms · 1.0 to 11.0 ms · n=11, "
+        "production median 23.0 ms · 20.0 to 40.0 ms · n=4",
+    ) in page.attributes
+    assert_inert(page)
+
+
+def trend() -> tuple[TrendPoint, ...]:
+    def point(day: int, runs: int, **counts: int) -> TrendPoint:
+        by = {s: counts.get(s.value, 0) for s in Severity}
+        return TrendPoint(T0.replace(day=day), runs, sum(by.values()), by)
+
+    return (point(1, 4, critical=1, high=2, medium=1), point(2, 8, high=1), point(3, 12))
+
+
+def test_the_trend_is_a_stacked_chart_with_axes_and_a_table() -> None:
+    fx = build()
+    view = replace(build_view(fx.report), trend=trend())
+    out = html(view, fx.redactor)
+    page = read(out)
+    caption = "causes per day by severity, 2025-03-01 to 2025-03-03"
+    # Whole causes up the y axis to a round 5, the days under the x axis, and what each axis is.
+    assert page.charts[caption] == [
+        *("0", "1", "2", "3", "4", "5", "03-01", "03-02", "03-03", "causes", "day (UTC)")
+    ]
+    assert page.tags.count("svg") == 5  # the trend and the four steps' latency
+    assert page.table("trend") == [
+        ["day (UTC)", "runs", "causes", "critical", "high", "medium", "low", "info"],
+        ["2025-03-01", "4", "4", "1", "2", "1", "0", "0"],
+        ["2025-03-02", "8", "1", "0", "1", "0", "0", "0"],
+        ["2025-03-03", "12", "0", "0", "0", "0", "0", "0"],
+    ]
+    # Stacked: on the first day critical sits at the bottom, then high, then medium, heights by count.
+    segments = re.findall(
+        r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"><title>', out
+    )
+    first = segments[:3]
+    heights = [float(h) for _, h, _ in first]
+    assert heights[1] == pytest.approx(2 * heights[0], abs=0.11) and heights[2] == pytest.approx(
+        heights[0], abs=0.11
+    )
+    tops = [float(y) for y, _, _ in first]
+    assert tops[0] > tops[1] > tops[2]  # each severity above the more severe one
+    assert [c for _, _, c in first] == ["#7f1010", "#d0402b", "#f0a830"]
+    assert len(segments) == 4  # the third day has no cause: no segment
+    (line,) = re.findall(r'<polyline points="([^"]+)"', out)
+    ys = [float(pair.split(",")[1]) for pair in line.split()]
+    assert ys[0] < ys[1] < ys[2]  # the total falls, day by day (SVG's y grows downwards)
+    assert_inert(page)
+    assert fx.secret_value not in out and fx.leaked_value not in out
+
+
+def test_new_text_from_targets_files_and_hints_is_inert_and_masked() -> None:
+    secret = "s.hostile" + secrets.token_urlsafe(20)
+    redactor = Redactor([Secret(secret, "vault token")])
+    say = f" {HOSTILE} token={secret}"
+    view = with_samples(decorated(say))
+    (scenario,) = view.scenarios
+    # The environment names in the judge's samples are shown too: one carrying markup and the secret.
+    rows = list(scenario.rows)
+    rows[0] = replace(
+        rows[0],
+        latency=(
+            LatencyNote(
+                ("staging", f"prod{say}"),
+                "mismatch",
+                f"slower{say}",
+                {"staging": STAGING, f"prod{say}": PRODUCTION},
+            ),
+        ),
+    )
+    out = html(replace(view, scenarios=(replace(scenario, rows=tuple(rows)),)), redactor)
+    assert secret not in out and secret[:12] not in out
+    page = read(out)
+    assert_inert(page)
+    first_line = HOSTILE.splitlines()[0]
+    # Owner, reason, guidance, references, the judge's sentences, the samples' environment, the messages.
+    assert page.text.count(first_line) >= 12
+    assert "<script" not in out.lower().replace("&lt;script", "")
+    assert "token=***" in page.text
 
 
 # ---------------------------------------------------------------- the CLI

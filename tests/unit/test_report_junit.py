@@ -5,8 +5,10 @@ format accepted by ``parityprobe run``, its exit code the same whatever the form
 from __future__ import annotations
 
 import json
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,13 @@ from click.testing import CliRunner
 from parityprobe.cli import main
 from parityprobe.model import Category, Comparison, Outcome, Report, Severity
 from parityprobe.redact import Redactor
-from parityprobe.report import render
+from parityprobe.report import build_view, render
+from parityprobe.report.junit import JunitRenderer
+from parityprobe.report.renderer import RenderOptions
+from parityprobe.report.view import ReportView
+from parityprobe.secret import Secret
 from tests.fault_server import FaultServer, Reply, two_http_apis
-from tests.unit.test_report_markdown import hostile, read
+from tests.unit.test_report_markdown import HOSTILE, TODAY, declared, decorated, hostile, read
 from tests.unit.test_reports import SPECS, STEPS, T0, build, finding, obs, run
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "data" / "junit.xsd")
@@ -47,11 +53,14 @@ def test_valid_and_one_testcase_per_step_and_environment() -> None:
     staging = by_case[("forbidden-calls.staging", "read-other-team")]
     (failure,) = staging.findall("failure")
     assert failure.get("type") == "expectation_violation"
-    assert failure.get("message") == "msg-critical-forbidden (and 1 more finding)"
+    assert failure.get("message") == "msg-critical-forbidden (cause #1, seen in 1 step) (and 1 more finding)"
     assert "staging grants billing/db; seen with ***" in (failure.text or "")
     assert "[high] outcome_mismatch · step read-other-team · field outcome" in (failure.text or "")
     (failure,) = by_case[("forbidden-calls.production", "read-other-team")].findall("failure")
-    assert (failure.get("type"), failure.get("message")) == ("outcome_mismatch", "msg-high-outcome")
+    assert (failure.get("type"), failure.get("message")) == (
+        "outcome_mismatch",
+        "msg-high-outcome (cause #2, seen in 1 step)",
+    )
     assert "because msg-high-outcome" in (failure.text or "")
 
     # Inconclusive alone is an error, never a failure; a skipped step is skipped; agreement passes.
@@ -127,10 +136,10 @@ def test_what_targets_say_is_escaped_redacted_and_stripped_of_forbidden_characte
     by_case = cases(ET.fromstring(out), "forbidden-calls")
     (failure,) = by_case[("forbidden-calls.production", "read-other-team")].findall("failure")
     shown = fx.text.replace(fx.secret, "***")
-    assert failure.get("message") == f"production denied: {shown}"  # the newline kept, as &#10;
+    assert failure.get("message") == f"production denied: {shown} (cause #1, seen in 1 step)"  # newline kept
     assert f"production: denied ({shown})" in (failure.text or "")
     (error,) = by_case[("forbidden-calls.staging", "login")].findall("error")
-    assert error.get("message") == shown
+    assert error.get("message") == f"{shown} (cause #2, seen in 1 step)"
 
     # Control characters (an SDK's binary error body) cannot be written in XML 1.0 at all: dropped.
     noisy = "bell\x07 null\x00 escape\x1b[31m surrogate\ud800 end\ufffe"
@@ -148,7 +157,141 @@ def test_what_targets_say_is_escaped_redacted_and_stripped_of_forbidden_characte
     out = render(report, "junit", Redactor())
     SCHEMA.validate(out)
     (error,) = cases(ET.fromstring(out), "forbidden-calls")[("forbidden-calls.staging", "login")]
-    assert error.get("message") == "bell null escape[31m surrogate end"
+    assert error.get("message") == "bell null escape[31m surrogate end (cause #1, seen in 1 step)"
+
+
+# ---------------------------------------------------------------- causes, divergences, guidance, latency
+
+
+def junit(view: ReportView, redactor: Redactor | None = None) -> str:
+    out = JunitRenderer().render(view, redactor or Redactor(), RenderOptions())
+    SCHEMA.validate(out)  # accepted, expired and unmatched divergences and notes included
+    return out
+
+
+def failure_of(case: ET.Element) -> ET.Element:
+    (failure,) = case.findall("failure")
+    return failure
+
+
+def system_out(root: ET.Element, suite: str) -> str:
+    (element,) = [s for s in root.iter("testsuite") if s.get("name") == suite]
+    out = element.find("system-out")
+    assert out is not None
+    return out.text or ""
+
+
+def test_one_gap_failing_many_cases_names_its_cause_and_what_to_do() -> None:
+    root = ET.fromstring(junit(decorated()))
+    by_case = cases(root, "forbidden-calls")
+    for env in ("staging", "production"):
+        for step in ("login", "read-own"):
+            failure = failure_of(by_case[(f"forbidden-calls.{env}", step)])
+            assert failure.get("message") == "lifetimes differ (cause #2, seen in 2 steps)"
+            text = failure.text or ""
+            assert (
+                "cause #2 (2 findings), seen in 2 steps: forbidden-calls/login, forbidden-calls/read-own"
+                in (text)
+            )
+            assert "frameworks: OWASP NHI Top 10 NHI7:2025 (Long-lived secrets)" in text
+            assert "fix: Shorten the role's token_ttl" in text
+    text = failure_of(by_case[("forbidden-calls.staging", "read-other-team")]).text or ""
+    assert (
+        "frameworks: OWASP NHI Top 10 NHI5:2025 (Overprivileged NHI), NIST CSF 2.0 PR.AA-05 "
+        "(Access permissions)\nfix: Remove billing/db from the staging policy" in text
+    )
+
+
+def test_accepted_are_skipped_expired_fail_saying_so_and_notes_go_to_system_out() -> None:
+    root = ET.fromstring(junit(decorated()))
+    by_case = cases(root, "forbidden-calls")
+    suite = next(root.iter("testsuite"))
+    counts = {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")}
+    assert counts == {"tests": "10", "failures": "6", "errors": "0", "skipped": "2"}
+    for env in ("staging", "production"):
+        case = by_case[(f"forbidden-calls.{env}", "read-after-rotate")]
+        (skipped,) = list(case)
+        assert skipped.tag == "skipped"
+        assert skipped.get("message") == (
+            "accepted divergence: platform-team, until 2026-12-31: staging keeps 24h tokens"
+        )
+        failure = failure_of(by_case[(f"forbidden-calls.{env}", "read-other-team")])
+        assert failure.get("message") == (
+            "⚠ accepted until 2026-01-31 (expired): staging allows a forbidden read "
+            "(cause #1, seen in 1 step)"
+        )
+        assert "⚠ accepted until 2026-01-31 (expired) — security-team: migration (d.yaml:9)" in (
+            failure.text or ""
+        )
+    # A latency mismatch, about the pair, on both environments' cases of its step, and in the suite's output.
+    for env in ("staging", "production"):
+        login = failure_of(by_case[(f"forbidden-calls.{env}", "login")]).text or ""
+        assert "latency mismatch: 10x slower" in login
+        assert "3 of 10 samples" not in login
+    assert system_out(root, "forbidden-calls") == (
+        "Latency:\n"
+        "  login: latency mismatch: 10x slower\n"
+        "  read-own: insufficient data: 3 of 10 samples\n"
+        "\n"
+        "Declared divergences that matched nothing (1): remove them\n"
+        "  d.yaml:20: gone · grant_mismatch (nobody, until 2026-12-31)"
+    )
+
+
+def test_an_accepted_finding_on_a_failing_case_is_told_and_unmatched_go_to_their_suite() -> None:
+    ttl = replace(
+        finding(Category.GRANT_MISMATCH, Severity.MEDIUM, "login", "ttl", values={"staging": "24h"}),
+        field="ttl",
+    )
+    refused = finding(Category.OUTCOME_MISMATCH, Severity.HIGH, "login", "staging: refused", field="outcome")
+    report = build((ttl, refused)).report
+    declarations = (
+        declared(step="login"),
+        declared(scenario="who-*", source="d.yaml:12"),
+        declared(scenario="nothing-*", source="d.yaml:16"),
+    )
+    root = ET.fromstring(junit(build_view(report, declarations, TODAY)))
+    failure = failure_of(cases(root, "forbidden-calls")[("forbidden-calls.staging", "login")])
+    assert failure.get("message") == "staging: refused (cause #1, seen in 1 step)"
+    assert (
+        "accepted on this case too: grant_mismatch · step login · field ttl in forbidden-calls — "
+        "platform-team, until 2026-12-31: staging keeps 24h tokens (divergences.yaml:2)"
+        in (failure.text or "")
+    )
+    # A declaration names the suite of the scenarios it was written for; one naming none, the first suite.
+    assert "d.yaml:12: who-*" in system_out(root, "who-am-i")
+    assert "d.yaml:12" not in system_out(root, "forbidden-calls")
+    assert "d.yaml:16: nothing-*" in system_out(root, "forbidden-calls")
+    assert "d.yaml:16" not in system_out(root, "who-am-i")
+
+
+def test_new_text_from_targets_files_and_hints_is_escaped_and_masked() -> None:
+    secret = "s.hostile" + secrets.token_urlsafe(20)
+    redactor = Redactor([Secret(secret, "vault token")])
+    say = f" {HOSTILE} token={secret}"
+    out = junit(decorated(say), redactor)
+    assert secret not in out
+    assert "<script" not in out and "<img" not in out
+    shown = f" {HOSTILE} token=***"
+    root = ET.fromstring(out)
+    by_case = cases(root, "forbidden-calls")
+    (skipped,) = list(by_case[("forbidden-calls.staging", "read-after-rotate")])
+    assert skipped.get("message") == (
+        f"accepted divergence: platform-team{shown}, until 2026-12-31: staging keeps 24h tokens{shown}"
+    )
+    failure = failure_of(by_case[("forbidden-calls.production", "read-other-team")])
+    assert failure.get("message") == (
+        f"⚠ accepted until 2026-01-31 (expired): staging allows a forbidden read{shown} "
+        "(cause #1, seen in 1 step)"
+    )
+    assert f"security-team: migration{shown} (d.yaml:9)" in (failure.text or "")
+    assert f"fix: Remove billing/db from the staging policy{shown}" in (failure.text or "")
+    login = failure_of(by_case[("forbidden-calls.production", "login")]).text or ""
+    assert f"frameworks: OWASP NHI Top 10 NHI7:2025 (Long-lived secrets{shown})" in login
+    assert f"latency mismatch: 10x slower{shown}" in login
+    output = system_out(root, "forbidden-calls")
+    for piece in (f"10x slower{shown}", f"3 of 10 samples{shown}", f"(nobody{shown}, until 2026-12-31)"):
+        assert piece in output, piece
 
 
 # ---------------------------------------------------------------- the CLI

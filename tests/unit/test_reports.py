@@ -368,9 +368,11 @@ def test_json_document_shape_and_types() -> None:
         "findings",
         "causes",
         "divergences",
+        "latency",
+        "trend",
         "runs",
     ]
-    assert doc["schema"] == "parityprobe.report/v4"
+    assert doc["schema"] == "parityprobe.report/v5"
     assert doc["generated_at"] == "2025-03-01T12:00:00+00:00"
     assert doc["exit_code"] == int(fx.report.exit_code) == 1
     assert (

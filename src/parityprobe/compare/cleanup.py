@@ -37,6 +37,7 @@ def failures(spec: ScenarioSpec, runs: Sequence[Run]) -> list[Finding]:
                     + (f" ({obs.reason})" if obs.reason else ""),
                     explanation="A probe recorded this undo before an action that creates something; it did "
                     "not complete, so what the action created may still exist. Remove it by hand.",
+                    probe=obs.probe,
                 )
             )
     return findings

@@ -10,24 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parityprobe.compare import cleanup, declared, drift, evidence, grants, outcomes, timing
+from parityprobe.compare import cleanup, declared, drift, evidence, grants, latency, outcomes, timing
 from parityprobe.compare.context import StepView
-from parityprobe.model import Comparison, Finding, Run
+from parityprobe.compare.latency import NO_HISTORY, LatencyHistory
+from parityprobe.model import Comparison, Finding, LatencyJudgement, Run
 from parityprobe.spec import ScenarioSpec
 
 
-def compare(spec: ScenarioSpec, runs: Sequence[Run]) -> Comparison:
-    """The comparison of ``runs`` (one per environment, in the order given) against ``spec``."""
+def compare(spec: ScenarioSpec, runs: Sequence[Run], history: LatencyHistory = NO_HISTORY) -> Comparison:
+    """The comparison of ``runs`` (one per environment, in the order given) against ``spec``; ``history``
+    holds the steps' earlier latencies, for the latency judge (:mod:`parityprobe.compare.latency`)."""
     findings: list[Finding] = [*cleanup.drift(spec, runs)]
+    judgements: list[LatencyJudgement] = []
     for step in spec.steps:
         present = [(run.env, obs) for run in runs if (obs := run.observation(step.id)) is not None]
         view = StepView(spec.id, step, tuple(e for e, _ in present), tuple(o for _, o in present))
         findings.extend(step_findings(view))
+        step_judgements, slower = latency.judged(view, history)
+        judgements.extend(step_judgements)
+        findings.extend(slower)
     findings.extend(evidence.findings(spec.id, runs))
     findings.extend(cleanup.failures(spec, runs))
     order = {step.id: i for i, step in enumerate(spec.steps)}
     findings.sort(key=lambda f: (f.severity.rank, order.get(f.step or "", 0)))
-    return Comparison(spec=spec, runs=tuple(runs), findings=tuple(findings))
+    return Comparison(spec=spec, runs=tuple(runs), findings=tuple(findings), latency=tuple(judgements))
 
 
 def step_findings(view: StepView) -> list[Finding]:

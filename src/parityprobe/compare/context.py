@@ -42,4 +42,5 @@ class StepView:
             message=message,
             explanation=explanation,
             field=field,
+            probe=self.step.probe,
         )

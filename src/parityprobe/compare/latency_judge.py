@@ -25,7 +25,6 @@ earlier/later halving but is outvoted by the random halvings: the floor measures
 
 from __future__ import annotations
 
-import enum
 import math
 import random
 from collections.abc import Sequence
@@ -39,14 +38,7 @@ from parityprobe.compare.latency_stats import (
     median,
     noise_floor,
 )
-
-
-class JudgeOutcome(enum.Enum):
-    """What the judge concluded for one step and one pair of environments."""
-
-    NO_DIFFERENCE = "no_difference"
-    MISMATCH = "mismatch"
-    INSUFFICIENT_DATA = "insufficient_data"
+from parityprobe.model import JudgeOutcome
 
 
 @dataclass(frozen=True)
@@ -152,7 +144,7 @@ def judge(
     if p_value >= settings.alpha:
         held_back.append(f"not significant (needs p < {settings.alpha:g})")
     if abs(distance) < math.log(settings.threshold):
-        held_back.append(f"within the {_ratio(settings.threshold)}{TIMES} threshold")
+        held_back.append(f"within the {ratio_text(settings.threshold)}{TIMES} threshold")
     if noisier:
         held_back.append("within " + " and ".join(f"{s.environment}'s" for s in noisier) + " own noise")
     outcome = JudgeOutcome.NO_DIFFERENCE if held_back else JudgeOutcome.MISMATCH
@@ -164,7 +156,7 @@ def judge(
     else:
         explanation = (
             f"{figures}, beyond both environments' own noise ({_noises(side_a, side_b)}) "
-            f"and the {_ratio(settings.threshold)}{TIMES} threshold"
+            f"and the {ratio_text(settings.threshold)}{TIMES} threshold"
         )
     return LatencyVerdict(outcome, side_a, side_b, ratio, ci, p_value, explanation, settings)
 
@@ -204,8 +196,9 @@ def _figures(
     assert slow.median_ms is not None and fast.median_ms is not None
     level = f"{settings.confidence * 100:g}%"
     return (
-        f"{slow.environment}'s median {_ms(slow.median_ms)} is {_ratio(shown)}{TIMES} {fast.environment}'s "
-        f"{_ms(fast.median_ms)} ({level} CI {_ratio(low)}{DASH}{_ratio(high)}{TIMES}, p {_p_clause(p_value)})"
+        f"{slow.environment}'s median {milliseconds(slow.median_ms)} is {ratio_text(shown)}{TIMES} "
+        f"{fast.environment}'s {milliseconds(fast.median_ms)} "
+        f"({level} CI {ratio_text(low)}{DASH}{ratio_text(high)}{TIMES}, p {_p_clause(p_value)})"
     )
 
 
@@ -217,14 +210,14 @@ def _count(count: int) -> str:
     return f"{count} sample" + ("" if count == 1 else "s")
 
 
-def _ms(value: float) -> str:
+def milliseconds(value: float) -> str:
     """``210 ms``, ``52.3 ms``, ``0.412 ms``: three significant figures, no exponent."""
     if value >= 100:
         return f"{value:.0f} ms"
     return f"{value:.3g} ms" if value >= 0.001 else "<0.001 ms"
 
 
-def _ratio(value: float) -> str:
+def ratio_text(value: float) -> str:
     """``2.1``, ``1.04``, ``12``."""
     if value >= 10:
         return f"{value:.0f}"

@@ -21,6 +21,8 @@
   policies) ``high`` in production, ``medium`` elsewhere; narrower than declared: ``low``.
 - An expected SIEM event missing, or one that must be absent present: ``high`` in production, ``medium``
   elsewhere; SIEM receipt slower beyond the tolerance: ``medium``.
+- A step's median latency beyond both environments' own noise and the step's threshold (the latency judge):
+  ``medium`` when one environment takes three times as long or more (callers' timeouts meet it), else ``low``.
 - A cross-check the target could not answer (no policy simulator there; an inconclusive finding): ``low`` —
   the live decision was judged, only its comparison with the declared one is missing; never agreement.
 """
@@ -72,6 +74,11 @@ def evidence_gap(tier: Tier) -> Severity:
     """An expected SIEM event missing (or a forbidden one present): blind detection in production is
     ``high``; elsewhere ``medium`` (the detection cannot be tested there)."""
     return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
+
+
+def latency(ratio: float) -> Severity:
+    """Severity of a latency mismatch; ``ratio`` is the slower environment's median over the faster's."""
+    return Severity.MEDIUM if ratio >= 3 else Severity.LOW
 
 
 # A cross-check the target could not answer: the step's own decision was judged, its declared twin was not.

@@ -157,6 +157,12 @@ class _ScenarioChecker:
                 f"within repeats the step until its outcome holds; a step with effect {effect.value} "
                 "must not be repeated (wait with a read step after it)",
             )
+        if step.repeat is not None and effect is not Effect.READ:
+            self.add(
+                (*path, "repeat"),
+                f"repeat runs the action {step.repeat} times; a step with effect {effect.value} must not be "
+                "repeated (measure the latency of a read step instead)",
+            )
         if step.crosscheck is not None:
             self._crosscheck(step, probe, path)
         for index, expectation in enumerate(step.siem):

@@ -97,6 +97,9 @@ class Tolerance(_Input):
 
     ttl: Duration | None = None
     within: Duration | None = None  # how far ``expect.within`` durations may differ (default: 1s or 20%)
+    # The smallest ratio of median latencies worth a finding (1.5: one environment 50 % slower), when the
+    # difference is also beyond each environment's own noise (the latency judge's default: 1.2).
+    latency: float | None = Field(default=None, ge=1.0, le=1000.0, allow_inf_nan=False)
 
 
 class Schedule(_Input):
@@ -208,6 +211,17 @@ class Step(_Input):
     crosscheck: Literal["capabilities", "simulator"] | None = None
     # Events the action must (or must not) cause in each environment's SIEM, checked after the run's steps.
     siem: list[SiemExpectation] = Field(default_factory=list, max_length=20)
+    # Run the (read-only) action this many times in a row: the first repetition's decision is the step's,
+    # and every repetition that decided the same is a latency sample for the judge.
+    repeat: int | None = Field(default=None, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _repeat_alone(self) -> Step:
+        if self.repeat is not None and self.expect.within is not None:
+            raise ValueError(
+                "repeat and expect.within do not go together: a waiting step repeats until it holds"
+            )
+        return self
 
 
 class Scenario(_Input):

@@ -22,7 +22,7 @@ from parityprobe.redact import Redactor
 from parityprobe.report.build import build_view
 from parityprobe.report.divergences import Declaration
 from parityprobe.report.renderer import RENDERER_GROUP, Renderer, RendererRegistry, RenderOptions
-from parityprobe.report.view import ReportView
+from parityprobe.report.view import ReportView, TrendPoint
 
 if TYPE_CHECKING:
     from parityprobe.report.json_report import render_json
@@ -41,6 +41,7 @@ __all__ = [
     "render",
     "render_json",
     "render_terminal",
+    "render_view",
 ]
 
 _LAZY = {
@@ -69,13 +70,30 @@ def render(
     width: int = 120,
     registry: RendererRegistry | None = None,
     divergences: Sequence[Declaration] = (),
+    trend: Sequence[TrendPoint] = (),
 ) -> str:
     """``report`` in format ``fmt`` (a :class:`Format` or a registered renderer's name); ``color`` and
     ``width`` apply to the formats laid out in columns; ``divergences`` are accepted as
-    :mod:`parityprobe.report.divergences` says. PluginError for a format no renderer provides."""
+    :mod:`parityprobe.report.divergences` says; ``trend`` is the store's history
+    (:mod:`parityprobe.report.trend`), for reports made from a store. PluginError for a format no renderer
+    provides."""
+    view = build_view(report, divergences, trend=trend)
+    return render_view(view, fmt, redactor, color=color, width=width, registry=registry)
+
+
+def render_view(
+    view: ReportView,
+    fmt: Format | str,
+    redactor: Redactor,
+    *,
+    color: bool = False,
+    width: int = 120,
+    registry: RendererRegistry | None = None,
+) -> str:
+    """A view already built, in format ``fmt``: one report written in several formats is built once."""
     name = fmt.value if isinstance(fmt, Format) else fmt
     renderer = (registry if registry is not None else RendererRegistry()).renderer(name)
-    return renderer.render(build_view(report, divergences), redactor, RenderOptions(color=color, width=width))
+    return renderer.render(view, redactor, RenderOptions(color=color, width=width))
 
 
 def __getattr__(name: str) -> Any:

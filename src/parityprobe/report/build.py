@@ -15,6 +15,7 @@ from parityprobe.compare.timing import took
 from parityprobe.model import Category, Comparison, Finding, Observation, Outcome, Report, Run, Severity
 from parityprobe.report.causes import Cause, actions, group_causes
 from parityprobe.report.divergences import Applied, Declaration, Match, apply
+from parityprobe.report.guidance import guidance
 from parityprobe.report.verdict import verdict
 from parityprobe.report.view import (
     CLEANUP_FAILED,
@@ -24,20 +25,26 @@ from parityprobe.report.view import (
     CleanupEntry,
     FailedCleanup,
     FindingView,
+    LatencyNote,
     ReportView,
     RunLabel,
     ScenarioView,
     StepRow,
     Summary,
+    TrendPoint,
     UnmatchedView,
 )
 
 
 def build_view(
-    report: Report, divergences: Sequence[Declaration] = (), today: date | None = None
+    report: Report,
+    divergences: Sequence[Declaration] = (),
+    today: date | None = None,
+    trend: Sequence[TrendPoint] = (),
 ) -> ReportView:
     """The view of ``report``; the findings ``divergences`` accept on ``today`` (by default the day the report
-    was generated, in UTC) are set apart and count for nothing (:mod:`parityprobe.report.divergences`)."""
+    was generated, in UTC) are set apart and count for nothing (:mod:`parityprobe.report.divergences`).
+    ``trend`` is the store's history, oldest first, for reports made from a store."""
     applied = apply(report.findings, divergences, today or _day_of(report))
     grouped = group_causes(applied.counted, actions(report.comparisons))
     environments = {c.scenario: c.environments for c in report.comparisons}
@@ -62,6 +69,7 @@ def build_view(
         accepted=tuple(_accepted(m, environments) for m in applied.accepted),
         expired=tuple(_accepted(m, environments) for m in applied.expired),
         unmatched=tuple(UnmatchedView(d.source, _declared(d), d) for d in applied.unmatched),
+        trend=tuple(trend),
     )
 
 
@@ -183,6 +191,11 @@ def _scenario(
                     for e in run.evidence
                     if e.step == step
                 ),
+                latency=tuple(
+                    LatencyNote((j.reference, j.environment), j.outcome.value, j.explanation, j.samples)
+                    for j in comparison.latency
+                    if j.step == step
+                ),
             )
         )
     return ScenarioView(
@@ -217,7 +230,8 @@ def _finding(finding: Finding, environments: tuple[str, ...], note: str | None =
     # The scenario's environments first, in run order, then any other keys the finding carries.
     keys = [e for e in environments if e in finding.environments]
     keys += [k for k in finding.environments if k not in keys]
-    return FindingView(finding, place, tuple((k, finding.environments[k]) for k in keys), note)
+    values = tuple((k, finding.environments[k]) for k in keys)
+    return FindingView(finding, place, values, note, guidance=guidance(finding))
 
 
 def _cleanup_failed(run: Run) -> bool:

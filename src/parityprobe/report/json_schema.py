@@ -1,4 +1,4 @@
-"""The JSON Schema of the ``parityprobe.report/v4`` document (see :mod:`parityprobe.report.json_report`).
+"""The JSON Schema of the ``parityprobe.report/v5`` document (see :mod:`parityprobe.report.json_report`).
 
 Draft 2020-12 vocabulary, a subset: ``type``, ``required``, ``properties``, ``items``, ``enum``,
 ``additionalProperties``. Grant properties and enums are derived from the model's tables, so a field or
@@ -8,9 +8,18 @@ member added there is in the schema at once.
 from __future__ import annotations
 
 from parityprobe.grant import GRANT_FIELDS, Kind
-from parityprobe.model import Category, ErrorKind, EvidenceStatus, ExitCode, Outcome, Severity, Tier
+from parityprobe.model import (
+    Category,
+    ErrorKind,
+    EvidenceStatus,
+    ExitCode,
+    JudgeOutcome,
+    Outcome,
+    Severity,
+    Tier,
+)
 
-SCHEMA_ID = "parityprobe.report/v4"
+SCHEMA_ID = "parityprobe.report/v5"
 
 
 def _nullable(type_name: str) -> list[str]:
@@ -20,6 +29,7 @@ def _nullable(type_name: str) -> list[str]:
 _STR: dict[str, object] = {"type": "string"}
 _TIMESTAMP: dict[str, object] = {"type": "string", "format": "date-time"}
 _COUNTS: dict[str, object] = {"type": "object", "additionalProperties": {"type": "integer"}}
+_LATENCIES: dict[str, object] = {"type": "array", "items": {"type": "number"}}
 
 
 def _object(properties: dict[str, object], *, closed: bool = True) -> dict[str, object]:
@@ -68,8 +78,18 @@ _OBSERVATION_SCHEMA = _object(
         "outputs": {"type": "object", "additionalProperties": _STR},
         "secret_outputs": {"type": "object", "additionalProperties": _STR},
         "waits": {"type": "object", "additionalProperties": {"type": "number"}},
+        "latency_samples_ms": _LATENCIES,
     }
 )
+
+# A finding's framework mapping and remediation hint (parityprobe.report.guidance), on findings and causes.
+_GUIDANCE: dict[str, object] = {
+    "frameworks": {
+        "type": "array",
+        "items": _object({"framework": _STR, "id": _STR, "title": _STR}),
+    },
+    "remediation": _STR,
+}
 
 _FINDING_SCHEMA = _object(
     {
@@ -78,9 +98,11 @@ _FINDING_SCHEMA = _object(
         "scenario": _STR,
         "step": {"type": _nullable("string")},
         "field": {"type": _nullable("string")},
+        "probe": {"type": _nullable("string")},
         "environments": {"type": "object", "additionalProperties": _STR},
         "message": _STR,
         "explanation": _STR,
+        **_GUIDANCE,
     }
 )
 
@@ -92,6 +114,7 @@ _CAUSE_SCHEMA = _object(
         "environments": {"type": "object", "additionalProperties": _STR},
         "message": _STR,
         "explanation": _STR,
+        **_GUIDANCE,
         "steps": {"type": "integer"},
         "occurrences": {"type": "array", "items": _FINDING_SCHEMA},
     }
@@ -149,6 +172,7 @@ _SPEC_SCHEMA = _object(
                     "ttl_tolerance": {"type": _nullable("integer")},
                     "expect_within": {"type": _nullable("integer")},
                     "within_tolerance": {"type": _nullable("integer")},
+                    "latency_threshold": {"type": _nullable("number")},
                 }
             ),
         },
@@ -192,7 +216,24 @@ _RUN_SCHEMA = _object(
     }
 )
 
-#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v4 so a test
+_JUDGEMENT_SCHEMA = _object(
+    {
+        "scenario": _STR,
+        "step": _STR,
+        "reference": _STR,
+        "environment": _STR,
+        "outcome": {"type": "string", "enum": [o.value for o in JudgeOutcome]},
+        "explanation": _STR,
+        "ratio": {"type": _nullable("number")},
+        "samples": {"type": "object", "additionalProperties": _LATENCIES},
+    }
+)
+
+_TREND_SCHEMA = _object(
+    {"at": _TIMESTAMP, "runs": {"type": "integer"}, "causes": {"type": "integer"}, "by_severity": _COUNTS}
+)
+
+#: JSON Schema of the document the ``json`` renderer writes. Objects are closed within v5 so a test
 #: notices an undocumented key; consumers should still ignore keys they do not know.
 REPORT_SCHEMA: dict[str, object] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -220,6 +261,8 @@ REPORT_SCHEMA: dict[str, object] = {
             "findings": {"type": "array", "items": _FINDING_SCHEMA},
             "causes": {"type": "array", "items": _CAUSE_SCHEMA},
             "divergences": _DIVERGENCES_SCHEMA,
+            "latency": {"type": "array", "items": _JUDGEMENT_SCHEMA},
+            "trend": {"type": "array", "items": _TREND_SCHEMA},
             "runs": {"type": "array", "items": _RUN_SCHEMA},
         }
     ),

@@ -4,9 +4,10 @@ Rendered with rich into a string, so the CLI prints it and tests read it. Per sc
 table with one row per step and one column per environment, the numbers of the causes seen there, and the
 cleanup of any run whose cleanup failed. Then the findings grouped by cause, most severe first: one entry
 per cause with its values side by side and ``seen in N steps: scenario/step, …``, so a gap that shows on
-many steps is read once. Findings accepted as known divergences (``--divergences``) follow, one line each
-with owner, expiry and reason, then the declarations that matched nothing. A summary (counting causes)
-and the verdict, which agrees with :attr:`Report.exit_code` unless findings were accepted, close the
+many steps is read once, then one dim line with the OWASP NHI and NIST CSF references and a remediation hint
+(:mod:`parityprobe.report.guidance`). Findings accepted as known divergences (``--divergences``) follow, one
+line each with owner, expiry and reason, then the declarations that matched nothing. A summary (counting
+causes) and the verdict, which agrees with :attr:`Report.exit_code` unless findings were accepted, close the
 report. What it shows is the view's
 (:mod:`parityprobe.report.view`); this module only lays it out.
 
@@ -28,10 +29,12 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from parityprobe.compare.latency_judge import DEFAULT_SETTINGS
 from parityprobe.grant import iso_utc
 from parityprobe.model import ExitCode, Outcome, Report, Severity
 from parityprobe.redact import Redactor
 from parityprobe.report.build import build_view
+from parityprobe.report.guidance import references_line
 from parityprobe.report.renderer import RenderOptions
 from parityprobe.report.view import (
     CauseView,
@@ -104,6 +107,10 @@ class TerminalRenderer:
                 console.print(_cause(cause, red))
         for renderable in _divergences(view, red):
             console.print(renderable)
+        trend = _trend(view)
+        if trend is not None:
+            console.print()
+            console.print(Text(red(trend), "bold"))
         console.print()
         # Never wrapped: CI logs are grepped for these two lines.
         console.print(_summary(view.summary, red), soft_wrap=True)
@@ -131,8 +138,41 @@ def _scenario(scenario: ScenarioView, red: _Redact) -> list[RenderableType]:
         out.append(Text(red(f"Findings ({len(scenario.findings)}): {noun} {numbers} below"), "bold"))
     else:
         out.append(Text(red("No findings."), "dim"))
+    latency = _latency(scenario)
+    if latency is not None:
+        out.append(Text(red(latency), "dim"))
     out.extend(_cleanup(block, red) for block in scenario.failed_cleanups)
     return out
+
+
+def _latency(scenario: ScenarioView) -> str | None:
+    """What the latency judge said on the scenario's steps, in one line: a mismatch is a finding (shown with
+    the causes), so this counts the steps judged alike and those it could not judge."""
+    notes = [note for row in scenario.rows for note in row.latency]
+    if not notes:
+        return None
+    counts = Counter(note.outcome for note in notes)
+    parts = [f"{n} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())]
+    line = f"Latency judged on {plural(len(notes), 'step')}: " + ", ".join(parts)
+    if counts["insufficient_data"]:
+        needs = DEFAULT_SETTINGS.min_samples
+        line += (
+            f" (needs {needs} samples per environment: repeat: N on a read step, or a --store with history)"
+        )
+    return line
+
+
+def _trend(view: ReportView) -> str | None:
+    """``Trend, causes per day, oldest first: 5 5 4 3 (now 3: 1 high, 2 medium)``."""
+    if not view.trend:
+        return None
+    last = view.trend[-1]
+    worst = ", ".join(f"{n} {s.value}" for s, n in last.by_severity.items() if n)
+    counts = " ".join(str(point.causes) for point in view.trend)
+    since = iso_utc(view.trend[0].at)[:10]
+    return f"Trend since {since}, causes at each point, oldest first: {counts} (now {last.causes}" + (
+        f": {worst})" if worst else ")"
+    )
 
 
 def _steps_table(scenario: ScenarioView, red: _Redact) -> Table:
@@ -177,7 +217,11 @@ def _cause(cause: CauseView, red: _Redact) -> RenderableType:
     graded = ""
     if len(severities) > 1:  # graded differently where it shows: say so, the badge is the worst
         graded = " (" + ", ".join(f"{severities[s]} {s.value}" for s in Severity if s in severities) + ")"
-    seen = Text(red(cause.seen() + graded), "italic")
+    seen = Text()
+    seen.append(red(cause.seen() + graded), "italic")
+    found = cause.shown.guidance
+    if found is not None:  # the frameworks it bears on and what to do, one dim line under where it was seen
+        seen.append("\n" + red(f"{references_line(found)} — {found.remediation}"), "dim")
     return _finding(cause.shown, red, where=cause.where, seen=seen)
 
 

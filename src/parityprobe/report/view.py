@@ -54,6 +54,24 @@ class Cell:
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyNote:
+    """The latency judge's verdict on one step for one pair of environments
+    (:mod:`parityprobe.compare.latency_judge`), and the samples it judged, for charts."""
+
+    environments: tuple[str, str]  # the reference environment, then the one judged against it
+    outcome: str  # ``mismatch``, ``no_difference`` or ``insufficient_data``
+    text: str  # the judge's sentence, figures rounded for reading
+    samples: Mapping[str, tuple[float, ...]]  # environment → latency samples in ms, oldest first
+
+    @property
+    def sentence(self) -> str:
+        """``latency mismatch: production's median …``, ``insufficient data: staging has 1 sample …``: the
+        judge's sentence (which names both environments) after what it concluded, unless it begins with it."""
+        label = "latency mismatch" if self.outcome == "mismatch" else self.outcome.replace("_", " ")
+        return self.text if self.text.startswith(label) else f"{label}: {self.text}"
+
+
+@dataclass(frozen=True, slots=True)
 class StepRow:
     """One row of a scenario's matrix: a step, its cell in every environment, and what was found on it."""
 
@@ -62,11 +80,39 @@ class StepRow:
     severities: tuple[Severity, ...]  # of the findings on this step: distinct, most severe first
     unchecked: bool  # one environment and no expectation: nothing judged this step
     siem: tuple[str, ...] = ()  # ``staging: received in 1.2s``: what each SIEM showed for the step
+    latency: tuple[LatencyNote, ...] = ()  # the judge's verdicts, one per environment after the first
 
     @property
     def flagged(self) -> bool:
         """True when a finding concerns this step."""
         return bool(self.severities)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkRef:
+    """One control of a security framework a finding bears on: ``OWASP NHI`` ``NHI5`` "Overprivileged NHI"."""
+
+    framework: str  # ``OWASP NHI Top 10``, ``NIST CSF 2.0``
+    id: str  # ``NHI5:2025``, ``PR.AA-05``
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Guidance:
+    """What a finding means in the frameworks SREs and auditors use, and what to do about it."""
+
+    references: tuple[FrameworkRef, ...]
+    remediation: str  # one or two sentences: where to look and what to change
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """One point of the trend over a store's history: what comparing the runs stored up to ``at`` found."""
+
+    at: datetime  # the end of the period (a day, in UTC)
+    runs: int  # runs compared at that point
+    causes: int  # causes found then (accepted divergences left out)
+    by_severity: Mapping[Severity, int]  # causes by severity, every member, zeros too
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +123,7 @@ class FindingView:
     place: str  # ``step read-own``, ``undo 1``, ``scenario``
     values: tuple[tuple[str, str], ...]
     note: str | None = None  # ``accepted until 2026-03-31 (expired)``: a divergence accepted no longer
+    guidance: Guidance | None = None  # framework mapping and remediation hint
 
     @property
     def where(self) -> str:
@@ -254,6 +301,7 @@ class ReportView:
     accepted: tuple[AcceptedView, ...] = ()  # findings accepted as known divergences, in report order
     expired: tuple[AcceptedView, ...] = ()  # findings only expired declarations matched: counted again
     unmatched: tuple[UnmatchedView, ...] = ()  # declared divergences that matched nothing
+    trend: tuple[TrendPoint, ...] = ()  # oldest first; empty unless the report was made from a store
 
 
 def clip(text: str, limit: int = DETAIL_LIMIT) -> str:

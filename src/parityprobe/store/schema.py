@@ -15,7 +15,8 @@ environment, tier and times. Comparing after the fact selects runs by time, scen
 the two indexes on ``runs`` serve: ``(scenario, environment, started_at)`` for one scenario,
 ``(started_at)`` for everything since a moment and for retention. ``observations`` and ``evidence`` copy
 each step's outcome and latency, and each SIEM expectation's status and delay, into rows, so people and
-dashboards can query them with SQL; nothing reads runs back from them. ``pending_undos`` is the durable undo
+dashboards can query them with SQL; nothing reads runs back from them, but the latency judge reads the
+steps' latencies from them (:mod:`~parityprobe.store.history`). ``pending_undos`` is the durable undo
 journal (:mod:`~parityprobe.store.journal`), ``schedule_events`` what a daemon's schedule did besides
 running (:mod:`~parityprobe.store.events`).
 
@@ -49,7 +50,7 @@ from sqlalchemy.sql.expression import Executable
 
 from parityprobe.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DIALECTS = ("sqlite", "postgresql")
 # Any constant: PostgreSQL's transaction-scoped advisory lock that serialises schema creation between
 # daemons starting at once (concurrent CREATE TABLE IF NOT EXISTS can still collide in its catalogue).
@@ -89,6 +90,8 @@ observations = Table(
     Column("outcome", String(), nullable=False),
     Column("latency_ms", Float, nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
+    # A step with ``repeat: N``: every repetition's latency, a JSON list of milliseconds (version 3).
+    Column("latency_samples", Text, nullable=True),
 )
 
 evidence = Table(
@@ -138,8 +141,16 @@ def _to_2(connection: Connection) -> None:
     :func:`create_or_migrate` creates as it creates any missing table; no existing table changes."""
 
 
+def _to_3(connection: Connection) -> None:
+    """Version 3 keeps the latency of every repetition of a step (``observations.latency_samples``), for the
+    latency judge's history. A store whose tables this version created already has it."""
+    columns = {column["name"] for column in inspect(connection).get_columns(observations.name)}
+    if "latency_samples" not in columns:
+        connection.execute(text("ALTER TABLE observations ADD COLUMN latency_samples TEXT"))
+
+
 # version → the function that brings a database at version - 1 to it.
-MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {2: _to_2}
+MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {2: _to_2, 3: _to_3}
 
 
 def create_or_migrate(connection: Connection, where: str) -> int:

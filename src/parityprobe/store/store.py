@@ -275,6 +275,7 @@ def run_rows(run: Run) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[
             "outcome": obs.outcome.value,
             "latency_ms": obs.latency_ms,
             "started_at": _utc(obs.started_at),
+            "latency_samples": json.dumps(obs.latency_samples_ms) if obs.latency_samples_ms else None,
         }
         for seq, obs in enumerate(run.observations)
     ]
