@@ -9,6 +9,7 @@ pydantic models, rich) are imported inside the commands so that ``--help`` start
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,15 +105,37 @@ def run(
     sys.exit(code)
 
 
+def _stored_runs(default_since: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options ``compare`` and ``report`` share: the store, the window and which runs of it."""
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(
+            [
+                STORE_OPTION,
+                click.option(
+                    "--since",
+                    default=default_since,
+                    show_default=True,
+                    metavar="DURATION",
+                    help="Runs started this long ago or later (90m, 24h, 7d).",
+                ),
+                click.option("--scenario", help="Only this scenario."),
+                click.option(
+                    "--env",
+                    "only",
+                    multiple=True,
+                    help="These environments, in this order (repeatable; default: all).",
+                ),
+            ]
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @main.command()
-@STORE_OPTION
-@click.option(
-    "--since", default="24h", show_default=True, help="Runs started this long ago or later (90m, 24h, 7d)."
-)
-@click.option("--scenario", help="Only this scenario.")
-@click.option(
-    "--env", "only", multiple=True, help="These environments, in this order (repeatable; default: all)."
-)
+@_stored_runs("24h")
 @report_options
 @click.pass_context
 def compare(
@@ -127,49 +150,12 @@ def compare(
     (and scenario version), each environment's run nearest in time to the first environment's latest, with
     the same findings, formats and exit codes as run."""
     with handle_errors(ctx.obj["verbose"]):
-        from datetime import timedelta
-
-        from parityprobe.config.durations import parse_duration
-        from parityprobe.errors import InputError, Problem
-        from parityprobe.pipeline import compare_stored
-        from parityprobe.redact import Redactor
-
-        if store is None:
-            raise InputError(
-                [Problem(None, None, "--store", "give the store to compare (or PARITYPROBE_STORE_URL)")]
-            )
-        try:
-            window = timedelta(seconds=parse_duration(since))
-        except ValueError as exc:
-            raise InputError([Problem(None, None, "--since", str(exc))]) from None
-        redactor = Redactor()
-        declared = load_declared(options)
-        with telemetry_from_environ(redactor) as traced:
-            report = compare_stored(store, window, scenario, list(only) or None)
-            if traced is not None:
-                traced.record_findings(report)
-        if not report.comparisons:
-            click.echo(
-                f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
-            )
-            sys.exit(3)
-        code = emit_report(report, redactor, options, declared)
+        code = _from_store(store, since, scenario, only, options, with_trend=False)
     sys.exit(code)
 
 
 @main.command()
-@STORE_OPTION
-@click.option(
-    "--since",
-    default="7d",
-    show_default=True,
-    metavar="DURATION",
-    help="The window: runs started this long ago or later (24h, 7d).",
-)
-@click.option("--scenario", help="Only this scenario.")
-@click.option(
-    "--env", "only", multiple=True, help="These environments, in this order (repeatable; default: all)."
-)
+@_stored_runs("7d")
 @report_options
 @click.pass_context
 def report(
@@ -184,23 +170,41 @@ def report(
     (what comparing the stored runs found at the end of each day; of each hour for a window under two days).
     Usually `--format html -o report.html`; the exit codes are compare's."""
     with handle_errors(ctx.obj["verbose"]):
-        from parityprobe.pipeline import compare_stored
-        from parityprobe.redact import Redactor
-        from parityprobe.report.trend import stored_trend
-
-        store, window = _store_window(store, since)
-        redactor = Redactor()
-        declared = load_declared(options)
-        environments = list(only) or None
-        made = compare_stored(store, window, scenario, environments)
-        if not made.comparisons:
-            click.echo(
-                f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True
-            )
-            sys.exit(3)
-        points = stored_trend(store, window, scenario, environments, declared)
-        code = emit_report(made, redactor, options, declared, points)
+        code = _from_store(store, since, scenario, only, options, with_trend=True)
     sys.exit(code)
+
+
+def _from_store(
+    store: str | None,
+    since: str,
+    scenario: str | None,
+    only: tuple[str, ...],
+    options: ReportOptions,
+    *,
+    with_trend: bool,
+) -> int:
+    """Compare the runs stored in the window and report them (with the trend over it, for ``report``); the
+    exit code, 3 when the window holds no run."""
+    from parityprobe.pipeline import compare_stored
+    from parityprobe.redact import Redactor
+
+    url, window = _store_window(store, since)
+    redactor = Redactor()
+    declared = load_declared(options)
+    environments = list(only) or None
+    with telemetry_from_environ(redactor) as traced:
+        made = compare_stored(url, window, scenario, environments)
+        if traced is not None:
+            traced.record_findings(made)
+    if not made.comparisons:
+        click.echo(f"no stored runs in the last {since}" + (f" of {scenario}" if scenario else ""), err=True)
+        return 3
+    if not with_trend:
+        return emit_report(made, redactor, options, declared)
+    from parityprobe.report.trend import stored_trend
+
+    points = stored_trend(url, window, scenario, environments, declared)
+    return emit_report(made, redactor, options, declared, points)
 
 
 def _store_window(store: str | None, since: str) -> tuple[str, timedelta]:
@@ -210,7 +214,7 @@ def _store_window(store: str | None, since: str) -> tuple[str, timedelta]:
     from parityprobe.errors import InputError, Problem
 
     if store is None:
-        message = "give the store to report on (or PARITYPROBE_STORE_URL)"
+        message = "give the result store to read (or PARITYPROBE_STORE_URL)"
         raise InputError([Problem(None, None, "--store", message)])
     too_long = f"{since!r} reaches back before the calendar does"
     try:

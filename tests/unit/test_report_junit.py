@@ -24,7 +24,8 @@ from parityprobe.report.renderer import RenderOptions
 from parityprobe.report.view import ReportView
 from parityprobe.secret import Secret
 from tests.fault_server import FaultServer, Reply, two_http_apis
-from tests.unit.test_report_markdown import HOSTILE, TODAY, declared, decorated, hostile, read
+from tests.report_support import TODAY, declared, decorated
+from tests.unit.test_report_markdown import HOSTILE, hostile, read
 from tests.unit.test_reports import SPECS, STEPS, T0, build, finding, obs, run
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).resolve().parents[1] / "data" / "junit.xsd")
