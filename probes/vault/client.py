@@ -209,6 +209,21 @@ def read_secret_file(path: str, label: str) -> Secret:
         raise VaultSetupError(f"{label}: {exc}") from None
 
 
+def server_version(ctx: ProbeContext) -> str:
+    """The server's version (``2.1.0``) from ``sys/health``, which needs no token; asked so that every state
+    (standby, sealed, uninitialised) answers 200 with its body rather than a status code."""
+    with step_client(ctx) as client:
+        health = client.sys.read_health_status(
+            method="GET",
+            standby_ok=True,
+            performance_standby_code=200,
+            dr_secondary_code=200,
+            sealed_code=200,
+            uninit_code=200,
+        )
+    return str(required(health, "version"))
+
+
 def required(reply: Any, *keys: str) -> Any:
     """``reply[k1][k2]…``; a reply of the wrong shape is the target's fault (hvac UnexpectedError)."""
     value = reply

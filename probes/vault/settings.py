@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from parityprobe.config.environments import SectionSettings, http_address
 from parityprobe.config.secretref import SecretRef
+
+if TYPE_CHECKING:
+    from parityprobe.probe import ProbeContext
 
 
 class _Input(BaseModel):
@@ -97,3 +100,9 @@ class VaultSettings(SectionSettings):
             # Made absolute without following symlinks: a kubelet's token path is a symlink into a directory
             # it replaces at each rotation, so the resolved target would soon be gone.
             self.auth.token_file = os.path.abspath(base_dir / Path(self.auth.token_file).expanduser())
+
+    def server_version(self, ctx: ProbeContext) -> str:
+        """The server's version, from ``sys/health`` (see :func:`.client.server_version`)."""
+        from .client import server_version  # hvac: only when a run asks
+
+        return server_version(ctx)

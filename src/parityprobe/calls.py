@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from parityprobe.compare.cleanup import UNDO_PREFIX
-from parityprobe.config.environments import Environment
+from parityprobe.config.environments import Environment, SectionSettings
 from parityprobe.model import ErrorKind, Grant, Observation, Outcome, OutputValue
 from parityprobe.probe import ClientCache, Declaring, Failure, Probe, ProbeContext, ProbeResult, Timer
 from parityprobe.redact import Redacting, RunSecrets
@@ -97,7 +97,11 @@ class EnvironmentCalls:
         return probes[cls]
 
     def invoke(
-        self, probe: Probe | DeclaredCheck, params: Any, base: ObservationFactory, timeout: float
+        self,
+        probe: Probe | DeclaredCheck | VersionCheck,
+        params: Any,
+        base: ObservationFactory,
+        timeout: float,
     ) -> Observation:
         runner = self.runner
         ctx = ProbeContext(
@@ -181,6 +185,25 @@ class DeclaredCheck:
 
     def run(self, params: Any, ctx: ProbeContext) -> ProbeResult:
         return self._probe.declared(params, ctx)
+
+    def translate(self, exc: BaseException) -> Failure | None:
+        return self._probe.translate(exc)
+
+
+class VersionCheck:
+    """A section's ``server_version`` question, invoked like a probe and translated by one of its plane's
+    probes: ALLOWED with the version as output ``version``, SKIPPED where the plane cannot say."""
+
+    def __init__(self, section: SectionSettings, probe: Probe) -> None:
+        self._section = section
+        self._probe = probe
+
+    def run(self, params: Any, ctx: ProbeContext) -> ProbeResult:
+        with ctx.timer:
+            version = self._section.server_version(ctx)
+        if version is None:
+            return ProbeResult(Outcome.SKIPPED, reason="the plane does not say its server's version")
+        return ProbeResult(outputs=MappingProxyType({"version": version}))
 
     def translate(self, exc: BaseException) -> Failure | None:
         return self._probe.translate(exc)

@@ -33,8 +33,8 @@ _DIR_OPTION = click.option(
 
 
 class _ProfileType(click.ParamType[Path]):
-    """A shipped profile's name (``default``, ``vault-gaps``, ``aws-gaps``) or the path of a profile file;
-    an unknown name is a usage error (exit 2) that lists the shipped profiles."""
+    """A shipped profile's name (``default``, ``vault-gaps``, ``aws-gaps``, ``net-gaps``) or the path of a
+    profile file; an unknown name is a usage error (exit 2) that lists the shipped profiles."""
 
     name = "NAME|PATH"
 
@@ -53,8 +53,8 @@ class _ProfileType(click.ParamType[Path]):
 _PROFILE_OPTION = click.option(
     "--profile",
     type=_ProfileType(),
-    help="The lab profile: a shipped one by name (default, vault-gaps, aws-gaps) or a profile file (YAML) "
-    "describing each environment's contents; 'default' when not given.",
+    help="The lab profile: a shipped one by name (default, vault-gaps, aws-gaps, net-gaps) or a profile file "
+    "(YAML) describing each environment's contents; 'default' when not given.",
 )
 
 

@@ -117,6 +117,7 @@ def _step_spec(step: StepSpec) -> Record:
         "policies_exclude": None if step.policies_exclude is None else sorted(step.policies_exclude),
         "ttl_tolerance": step.ttl_tolerance,
         "expect_within": step.expect_within,
+        "expect_valid_for": step.expect_valid_for,
         "within_tolerance": step.within_tolerance,
         "latency_threshold": step.latency_threshold,
     }
@@ -145,6 +146,7 @@ def _run(run: Run) -> Record:
         "observations": [_observation(o) for o in run.observations],
         "cleanup": [_observation(o) for o in run.cleanup],
         "evidence": [_evidence(e) for e in run.evidence],
+        "servers": dict(sorted(run.servers.items())),
     }
 
 
@@ -381,6 +383,7 @@ def _read_step_spec(r: _Reader) -> StepSpec:
         policies_exclude=r.names("policies_exclude"),
         ttl_tolerance=r.opt_int("ttl_tolerance"),
         expect_within=r.opt_int("expect_within"),
+        expect_valid_for=r.opt_int("expect_valid_for"),
         within_tolerance=r.opt_int("within_tolerance"),
         latency_threshold=r.opt_float("latency_threshold"),
     )
@@ -414,6 +417,8 @@ def _read_run(r: _Reader) -> Run:
         cleanup=tuple(_read_observation(o) for o in r.children("cleanup")),
         # Runs recorded before SIEM evidence existed have none.
         evidence=tuple(_read_evidence(e) for e in r.children("evidence")) if "evidence" in r.record else (),
+        # Runs recorded before server versions were asked have none.
+        servers=MappingProxyType(r.strings("servers")),
     )
 
 

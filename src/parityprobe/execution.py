@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from parityprobe.calls import DeclaredCheck, EnvironmentCalls, ObservationFactory
+from parityprobe.calls import DeclaredCheck, EnvironmentCalls, ObservationFactory, VersionCheck
 from parityprobe.compare.declared import skipped_note
 from parityprobe.config.environments import Environment
 from parityprobe.config.plan import PlannedScenario, PlannedStep
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 _FIRST_PAUSE = 0.1
 _BACKOFF = 1.5
 _MAX_PAUSE = 2.0
+# Asking a server its version is one small request.
+_VERSION_TIMEOUT = 10.0
 
 
 class Execution(EnvironmentCalls):
@@ -91,6 +93,7 @@ class Execution(EnvironmentCalls):
             for planned in self.planned.steps:
                 observations.append(self.step(planned, stoppable=True))
                 listeners.step_finished(self.started, observations[-1])
+            servers = self._server_versions()
         finally:
             for planned in self.planned.cleanup:
                 cleanup.append(self.step(planned))
@@ -112,6 +115,7 @@ class Execution(EnvironmentCalls):
             observations=tuple(observations),
             cleanup=tuple(cleanup),
             evidence=tuple(sorted(self.evidence, key=lambda e: (order.get(e.step, len(order)), e.index))),
+            servers=servers,
         )
         listeners.run_finished(run)
         self.forget_secrets()
@@ -155,6 +159,29 @@ class Execution(EnvironmentCalls):
         self.outputs[step.id] = obs.outputs
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
+
+    def _server_versions(self) -> Mapping[str, str]:
+        """Once per run, after the steps: the version of each plane's server they reached (a section's
+        ``server_version``), by section name. A plane that cannot say, an answer that failed, or a run being
+        stopped records nothing: a missing version is no difference."""
+        found: dict[str, str] = {}
+        asked: set[str] = set()
+        for planned in self.planned.steps:
+            name = planned.probe.section
+            section = self.env.sections().get(name) if name is not None else None
+            if name is None or section is None or name in asked or self.runner.stopping() is not None:
+                continue
+            asked.add(name)
+            check = VersionCheck(section, self.probe(planned.probe))
+            obs = self.invoke(
+                check, None, self.factory(f"server-{name}", planned.probe.name), _VERSION_TIMEOUT
+            )
+            version = obs.outputs.get("version")
+            if obs.outcome is Outcome.ALLOWED and isinstance(version, str):
+                found[name] = version
+            else:
+                log.info("%s: no %s server version: %s", self.env.name, name, obs.describe())
+        return MappingProxyType(found)
 
     def _evidence_wait(self) -> EvidenceWait | None:
         """The run's SIEM side, when a step expects evidence (the plan has checked that the environment has

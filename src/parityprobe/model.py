@@ -223,6 +223,9 @@ class Evidence:
         return f"no verdict: {self.reason or 'the SIEM did not answer'}"
 
 
+_NO_SERVERS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """One scenario in one environment: its observations in step order, then its cleanup steps and undos.
@@ -240,6 +243,9 @@ class Run:
     cleanup: tuple[Observation, ...] = ()
     # What each environment's SIEM showed for the steps' ``siem`` expectations (after the steps).
     evidence: tuple[Evidence, ...] = ()
+    # The version of each plane's server the steps reached, by section name (``vault``: ``2.1.0``), asked
+    # once per run: compared across environments as configuration drift.
+    servers: Mapping[str, str] = field(default_factory=lambda: _NO_SERVERS)
 
     @property
     def scenario(self) -> str:

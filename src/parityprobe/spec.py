@@ -46,6 +46,7 @@ class StepSpec:
     policies_exclude: frozenset[str] | None = None
     ttl_tolerance: int | None = None
     expect_within: int | None = None  # seconds the step may take to reach its expected outcome
+    expect_valid_for: int | None = None  # seconds what was granted must stay valid after the step
     within_tolerance: int | None = None
     latency_threshold: float | None = None  # ``tolerance.latency``: the judge's relative threshold
 
@@ -57,6 +58,7 @@ class StepSpec:
             or self.expect_ttl is not None
             or self.policies_include is not None
             or self.policies_exclude is not None
+            or self.expect_valid_for is not None
         )
 
 
@@ -114,6 +116,7 @@ def _step_spec(step: Step) -> StepSpec:
         policies_exclude=frozenset(policies.excludes) if policies is not None else None,
         ttl_tolerance=step.tolerance.ttl,
         expect_within=expect.within,
+        expect_valid_for=expect.valid_for,
         within_tolerance=step.tolerance.within,
         latency_threshold=step.tolerance.latency,
     )

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import hvac
 import pytest
 
@@ -338,3 +339,19 @@ def test_an_unreachable_vault_is_inconclusive_never_parity(lab: LabState, tmp_pa
     assert ("vault-login", "aws-identity") not in by_step  # AWS still answered, and agreed
     terminal = cli("run", "--no-color", "--environments", envs, scenario)
     assert terminal.code == 3 and "INCONCLUSIVE" in terminal.out and "NO PARITY GAPS" not in terminal.out
+
+
+def test_each_run_records_the_vault_version_it_met(
+    lab: LabState, json_run: tuple[Result, dict[str, object]]
+) -> None:
+    versions = {}
+    for env in lab.environments:
+        health = httpx.get(f"{lab.server(env, 'openbao').url}/v1/sys/health", timeout=10).json()
+        versions[env] = health["version"]
+    runs = json_run[1]["runs"]
+    # A scenario with a Vault step records its version; break-glass has AWS steps only (AWS says none).
+    for run in runs:  # type: ignore[attr-defined]
+        vault = any(o["probe"].startswith("vault.") for o in run["observations"])
+        assert run["servers"] == ({"vault": versions[run["environment"]]} if vault else {})
+    # One OpenBao build in both environments: no version drift.
+    assert not [f for f in json_run[1]["findings"] if str(f["field"]).startswith("server ")]  # type: ignore[attr-defined, index]

@@ -198,7 +198,7 @@ def test_profiles_resolve_by_name_or_path() -> None:
     assert profile_path("default") == DEFAULT_PROFILE
     assert profile_path("vault-gaps") == VAULT_GAPS_PROFILE
     assert profile_path(str(VAULT_GAPS_PROFILE)) == VAULT_GAPS_PROFILE
-    assert set(PROFILES) == {"default", "vault-gaps", "aws-gaps"}
+    assert set(PROFILES) == {"default", "vault-gaps", "aws-gaps", "net-gaps"}
     with pytest.raises(InputError, match=r"unknown profile 'vault-gap'.*default, vault-gaps, aws-gaps"):
         profile_path("vault-gap")
     assert [p.name for p in profile_scenarios(VAULT_GAPS_PROFILE)] == sorted(

@@ -92,6 +92,9 @@ def test_built_in_scenarios_plan_against_the_example_environments() -> None:
         "aws-break-glass-drill",
         "aws-web-identity",
         "http-oauth2",
+        "net-reachability",
+        "tls-trust",
+        "k8s-rbac",
     }
     assert [e.effective_tier.value for e in plan.environments] == ["staging", "production"]
 

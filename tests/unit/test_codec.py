@@ -345,6 +345,9 @@ MAY_BE_MISSING = frozenset(
         "waits",
         # Added with the latency judge.
         "latency_samples_ms",
+        "expect_valid_for",
+        # Added with server versions.
+        "servers",
         "latency_threshold",
         "latency",
         "ratio",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from parityprobe.compare import cleanup, declared, drift, evidence, grants, latency, outcomes, timing
+from parityprobe.compare import cleanup, declared, drift, evidence, grants, latency, outcomes, servers, timing
 from parityprobe.compare.context import StepView
 from parityprobe.compare.latency import NO_HISTORY, LatencyHistory
 from parityprobe.model import Comparison, Finding, LatencyJudgement, Run
@@ -31,6 +31,7 @@ def compare(spec: ScenarioSpec, runs: Sequence[Run], history: LatencyHistory = N
         findings.extend(slower)
     findings.extend(evidence.findings(spec.id, runs))
     findings.extend(cleanup.failures(spec, runs))
+    findings.extend(servers.drift(spec, runs, findings))
     order = {step.id: i for i, step in enumerate(spec.steps)}
     findings.sort(key=lambda f: (f.severity.rank, order.get(f.step or "", 0)))
     return Comparison(spec=spec, runs=tuple(runs), findings=tuple(findings), latency=tuple(judgements))

@@ -73,7 +73,42 @@ def expectation_violations(view: StepView) -> tuple[list[Finding], set[str]]:
                         field="policies",
                     )
                 )
+    findings.extend(_expiring(view))
     return findings, fields
+
+
+def _span(seconds: float) -> str:
+    """``12d`` from two days on (certificates live for months), else ``5h 30m``."""
+    whole = max(0, int(seconds))
+    return f"{whole // 86400}d" if whole >= 2 * 86400 else humanise(whole)
+
+
+def _expiring(view: StepView) -> list[Finding]:
+    """``expect.valid_for``: each environment whose grant (a token, a certificate) expires sooner after the
+    step than the scenario asks; the others' remaining validity shown beside it."""
+    wanted = view.step.expect_valid_for
+    if wanted is None:
+        return []
+    left = {
+        env.name: (obs.grant.expires_at - obs.started_at).total_seconds()
+        for env, obs in view.pairs()
+        if obs.outcome is Outcome.ALLOWED and obs.grant.expires_at is not None
+    }
+    values = {name: f"valid for {_span(seconds)}" for name, seconds in left.items()}
+    return [
+        view.finding(
+            Category.EXPECTATION_VIOLATION,
+            severity.GRANT,
+            values,
+            f"{name}: what {view.step.probe} was granted expires in {_span(seconds)}; the scenario wants it "
+            f"valid for at least {_span(wanted)}",
+            "A certificate or credential this close to its expiry fails soon; where only one environment's "
+            "is, its renewal is not the other's, and tests there say nothing about it.",
+            field="expires",
+        )
+        for name, seconds in left.items()
+        if seconds < wanted
+    ]
 
 
 def mismatches(view: StepView, covered: set[str]) -> list[Finding]:

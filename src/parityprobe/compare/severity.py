@@ -23,6 +23,8 @@
   elsewhere; SIEM receipt slower beyond the tolerance: ``medium``.
 - A step's median latency beyond both environments' own noise and the step's threshold (the latency judge):
   ``medium`` when one environment takes three times as long or more (callers' timeouts meet it), else ``low``.
+- A plane's server versions that differ between environments: ``low``; ``medium`` when a behavioural finding
+  of the scenario concerns a step on that plane (the version may explain it).
 - A cross-check the target could not answer (no policy simulator there; an inconclusive finding): ``low`` —
   the live decision was judged, only its comparison with the declared one is missing; never agreement.
 """
@@ -74,6 +76,12 @@ def evidence_gap(tier: Tier) -> Severity:
     """An expected SIEM event missing (or a forbidden one present): blind detection in production is
     ``high``; elsewhere ``medium`` (the detection cannot be tested there)."""
     return Severity.HIGH if tier is Tier.PRODUCTION else Severity.MEDIUM
+
+
+def server_version(explains: bool) -> Severity:
+    """Severity of a plane's server versions that differ: ``medium`` when they may explain a behavioural
+    finding on that plane, else ``low``."""
+    return Severity.MEDIUM if explains else Severity.LOW
 
 
 def latency(ratio: float) -> Severity:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from parityprobe.model import Effect, Tier
 from parityprobe.plugins import PluginRegistry
+
+if TYPE_CHECKING:
+    from parityprobe.probe import ProbeContext
 
 SECTION_GROUP = "parityprobe.sections"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -51,6 +54,12 @@ class SectionSettings(_Input):
 
     def resolve_paths(self, base_dir: Path) -> None:
         """Make relative file paths (a CA bundle, say) relative to the environments file's directory."""
+
+    def server_version(self, ctx: ProbeContext) -> str | None:
+        """The version of the server this section reaches (``2.1.0``), asked once per run through the probe
+        boundary and compared across environments as configuration drift; None where the plane cannot say.
+        Raises like a probe's ``run``: the plane's probes translate what it raises."""
+        return None
 
 
 def http_address(value: str) -> str:

@@ -84,6 +84,9 @@ class Expect(_Input):
     ttl: Bound | None = None
     policies: PolicyExpectation | None = None
     within: Duration | None = Field(default=None, gt=0)
+    # What was granted (a token, a certificate) must stay valid at least this long after the step: one that
+    # expires sooner is a finding in its own environment.
+    valid_for: Duration | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _within_needs_outcome(self) -> Expect:
@@ -207,8 +210,9 @@ class Step(_Input):
     description: str = ""
     tolerance: Tolerance = Field(default_factory=Tolerance)
     # Also ask the target what it declares for this action (Vault: sys/capabilities-self on the same path;
-    # AWS: IAM's policy simulator for the same action) and report a live decision that disagrees.
-    crosscheck: Literal["capabilities", "simulator"] | None = None
+    # AWS: IAM's policy simulator for the same action; Kubernetes: a SelfSubjectAccessReview for the same
+    # request) and report a live decision that disagrees.
+    crosscheck: Literal["capabilities", "simulator", "can_i"] | None = None
     # Events the action must (or must not) cause in each environment's SIEM, checked after the run's steps.
     siem: list[SiemExpectation] = Field(default_factory=list, max_length=20)
     # Run the (read-only) action this many times in a row: the first repetition's decision is the step's,

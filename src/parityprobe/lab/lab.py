@@ -5,7 +5,9 @@ loopback ports, and an entry in ``<directory>/environments.yaml``, which parityp
 written for real infrastructure. An environment whose profile has Vault's database secrets engine also gets
 a PostgreSQL of its own (see :mod:`.postgres`), which the engine issues credentials for, and a ``postgres``
 section in its entry; one whose profile has an ``http`` API gets an OAuth 2.0 server with a protected API
-(see :mod:`.oauth_server`) and an ``http`` section with the workload's client. The CLI's default
+(see :mod:`.oauth_server`) and an ``http`` section with the workload's client; one whose profile has
+``net`` or ``tls`` gets TCP listeners and TLS endpoints (see :mod:`.net_lab`), vars for their hosts and ports
+and a ``tls`` section with the workload's client certificate. The CLI's default
 directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`; give the lab a directory of its own::
 
     environments.yaml        connections, vars, tier, safety; secrets only as {file: ...} references
@@ -20,7 +22,9 @@ directory is :data:`parityprobe.lab.DEFAULT_DIRECTORY`; give the lab a directory
                              client's secret; the auditor's key (``aws.config_credentials``); removed by
                              ``down``
     <env>/vault-audit.log    OpenBao's file audit device (X-Correlation-ID audited un-HMAC'd)
-    <env>/openbao/, <env>/moto/, <env>/postgres/, <env>/oauth/
+    <env>/tls/               the environment's CA bundle and certificates, keys 0600 (see :mod:`.net_lab`);
+                             removed by ``down``
+    <env>/openbao/, <env>/moto/, <env>/postgres/, <env>/oauth/, <env>/net/
                              server logs, kept after ``down`` (PostgreSQL's data directory is under the
                              system's temporary directory; ``down`` removes it)
 """
@@ -44,6 +48,14 @@ import yaml
 from parityprobe.config.environments import SectionRegistry, environments_model
 from parityprobe.errors import LabError
 from parityprobe.lab.jwt_keys import SigningKey, generate_key, write_token_file
+from parityprobe.lab.net_lab import (
+    NetworkEntry,
+    forget_network,
+    generate_authorities,
+    has_network,
+    start_network,
+)
+from parityprobe.lab.net_profile import CertificateAuthority as AuthorityProfile
 from parityprobe.lab.postgres import ADMIN_USER, PostgresServer, start_postgres, stop_postgres
 from parityprobe.lab.postgres import KIND as POSTGRES
 from parityprobe.lab.profile import DEFAULT_PROFILE, EnvironmentProfile, SiemProfile, load_profile
@@ -92,14 +104,16 @@ _AUDIT_LOG = "vault-audit.log"
 
 def up(directory: Path, profile: str | Path | None = None) -> LabState:
     """Start, seed and describe a lab in ``directory`` from ``profile``: a shipped profile's name
-    (``default``, ``vault-gaps``, ``aws-gaps``), a profile file, or the default profile when not given.
+    (``default``, ``vault-gaps``, ``aws-gaps``, ``net-gaps``), a profile file, or the default profile when
+    not given.
 
     InputError for an unknown profile name or a bad profile, before anything starts. LabError when a lab is
     already running there, or when anything fails, after every server started so far has been stopped again.
     """
     directory = directory.resolve()
     profile_path = (DEFAULT_PROFILE if profile is None else find_profile(profile)).resolve()
-    environments = load_profile(profile_path).environments
+    loaded = load_profile(profile_path)
+    environments = loaded.environments
     directory.mkdir(parents=True, exist_ok=True)
     with lab_lock(directory):
         existing = read_state(directory)
@@ -112,7 +126,7 @@ def up(directory: Path, profile: str | Path | None = None) -> LabState:
             _forget(existing)
         recorder = Recorder(LabState(directory, profile_path))
         try:
-            _bring_up(environments, recorder)
+            _bring_up(environments, recorder, loaded.certificate_authorities)
         except BaseException as exc:
             with _signals_held():
                 _stop_servers(recorder.state.servers)
@@ -160,7 +174,11 @@ def running_lab(directory: Path, profile: str | Path | None = None) -> Iterator[
             down(directory)
 
 
-def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder) -> None:
+def _bring_up(
+    environments: Mapping[str, EnvironmentProfile],
+    recorder: Recorder,
+    declared_authorities: Mapping[str, AuthorityProfile],
+) -> None:
     directory = recorder.state.directory
     tokens = {name: Secret(token_urlsafe(24), f"{name} vault root token") for name in environments}
     for name in environments:
@@ -170,6 +188,8 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
 
     # One signing key per environment, held in memory only: each environment's OpenBao trusts its own.
     trust = {name: JwtTrust(generate_key(name), f"https://lab.{name}.example") for name in environments}
+    # Once per lab: environments naming the same authority share it, as they share an internal CA.
+    authorities = generate_authorities(declared_authorities, environments)
 
     def vault(name: str) -> VaultSeed:
         audit_log = directory / name / _AUDIT_LOG
@@ -219,17 +239,24 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         _write_secret(directory, name, "postgres-admin-password", server.admin_password)
         return server
 
+    def network(name: str) -> NetworkEntry:
+        return start_network(
+            directory, name, environments[name], authorities, lambda spawned: recorder.add(name, spawned)
+        )
+
     def database(name: str) -> None:
         server = postgres_jobs[name].result()
         seed_database(recorder.state.server(name, "openbao").url, tokens[name], engines[name], server)
 
     engines = {name: env.vault.database for name, env in environments.items() if env.vault.database}
     apis = [name for name, env in environments.items() if env.http is not None]
+    networks = [name for name, env in environments.items() if has_network(env)]
     # A thread per job: a database job waits for its PostgreSQL job.
-    jobs = 2 * len(environments) + 2 * len(engines) + len(apis)
+    jobs = 2 * len(environments) + 2 * len(engines) + len(apis) + len(networks)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parityprobe-lab")
     try:
         oauth_jobs = {name: pool.submit(oauth, name) for name in apis}
+        network_jobs = {name: pool.submit(network, name) for name in networks}
         postgres_jobs = {name: pool.submit(postgres, name) for name in engines}
         vault_jobs = {name: pool.submit(vault, name) for name in environments}
         aws_jobs = {name: pool.submit(aws, name) for name in environments}
@@ -241,6 +268,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
         for job in database_jobs:
             job.result()
         client_secrets = {name: job.result() for name, job in oauth_jobs.items()}
+        network_entries = {name: job.result() for name, job in network_jobs.items()}
         for name, env in environments.items():
             if env.siem is not None:
                 _start_forwarder(recorder, name, env.siem, aws_seeds[name], postgres_servers.get(name))
@@ -258,6 +286,7 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
             trust[name],
             postgres_servers.get(name),
             client_secrets.get(name),
+            network_entries.get(name),
         )
         for name, env in environments.items()
     }
@@ -268,8 +297,8 @@ def _bring_up(environments: Mapping[str, EnvironmentProfile], recorder: Recorder
     recorder.state.environments_file.write_text(header + body, encoding="utf-8")
 
 
-# What the lab's environments have (postgres and http: some of them).
-_SECTIONS = ("vault", "aws", POSTGRES, "http", "siem")
+# What the lab's environments have (postgres, http, siem and tls: some of them).
+_SECTIONS = ("vault", "aws", POSTGRES, "http", "siem", "tls")
 
 
 def _environment_entry(
@@ -281,6 +310,7 @@ def _environment_entry(
     trust: JwtTrust,
     postgres: PostgresServer | None,
     client_secret: Secret | None,
+    network: NetworkEntry | None,
 ) -> dict[str, Any]:
     """One environment of the environments file; writes the secret files it refers to."""
 
@@ -320,7 +350,8 @@ def _environment_entry(
         **_postgres_entry(postgres),
         **_http_entry(state, name, env, client_secret),
         **_siem_entry(state, name, env, aws, postgres),
-        "vars": {**env.vars, **token_files},
+        **({"tls": network.tls} if network is not None and network.tls is not None else {}),
+        "vars": {**env.vars, **token_files, **(network.vars if network is not None else {})},
         "safety": env.safety.model_dump(mode="json", exclude_none=True),
     }
 
@@ -466,6 +497,7 @@ def _forget(state: LabState, environments: Iterable[str] = ()) -> None:
                 token_file.unlink(missing_ok=True)
         with suppress(OSError):
             folder.rmdir()
+        forget_network(state.directory, name)
 
 
 def _stop_servers(servers: Iterable[ServerRecord]) -> list[ServerRecord]:

@@ -8,9 +8,9 @@ and ``${vars.NAME}`` (``vars`` values themselves only ``${account_id}``); :func:
 them, so the rest of the lab sees plain values.
 
 Profiles ship with the package and are named (:data:`PROFILES`): ``default``, the short demo,
-``vault-gaps``, one planted gap of each kind the Vault plane finds, and ``aws-gaps``, the same for the AWS
-and HTTP planes. :func:`profile_path` turns a name, or the
-path of a profile of one's own, into the file to load.
+``vault-gaps``, one planted gap of each kind the Vault plane finds, ``aws-gaps``, the same for the AWS
+and HTTP planes, and ``net-gaps``, for network paths and TLS trust (its models are in :mod:`.net_profile`).
+:func:`profile_path` turns a name, or the path of a profile of one's own, into the file to load.
 """
 
 from __future__ import annotations
@@ -34,13 +34,26 @@ from parityprobe.config.environments import Safety, VarValue
 from parityprobe.config.load import load_model
 from parityprobe.config.yamlsource import Locator, PathPart, validation_problems
 from parityprobe.errors import InputError, Problem
+from parityprobe.lab.net_profile import (
+    CertificateAuthority,
+    NetProfile,
+    TlsProfile,
+    check_authorities,
+    lab_vars,
+)
 from parityprobe.model import Tier
 
 DEFAULT_PROFILE = Path(__file__).with_name("default_profile.yaml")
 VAULT_GAPS_PROFILE = Path(__file__).with_name("vault_gaps_profile.yaml")
 AWS_GAPS_PROFILE = Path(__file__).with_name("aws_gaps_profile.yaml")
+NET_GAPS_PROFILE = Path(__file__).with_name("net_gaps_profile.yaml")
 # The profiles shipped with the package, by the name `parityprobe lab up --profile NAME` takes.
-PROFILES = {"default": DEFAULT_PROFILE, "vault-gaps": VAULT_GAPS_PROFILE, "aws-gaps": AWS_GAPS_PROFILE}
+PROFILES = {
+    "default": DEFAULT_PROFILE,
+    "vault-gaps": VAULT_GAPS_PROFILE,
+    "aws-gaps": AWS_GAPS_PROFILE,
+    "net-gaps": NET_GAPS_PROFILE,
+}
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
@@ -365,6 +378,8 @@ class EnvironmentProfile(_Input):
     aws: AwsProfile
     http: HttpProfile | None = None
     siem: SiemProfile | None = None
+    net: NetProfile | None = None
+    tls: TlsProfile | None = None
 
     @model_validator(mode="after")
     def _token_vars_free(self) -> EnvironmentProfile:
@@ -376,6 +391,10 @@ class EnvironmentProfile(_Input):
         clashing = sorted(set(self.aws.approval_vars()) & {*self.vars, *self.vault.jwt_tokens})
         if clashing:
             raise ValueError(f"vars {', '.join(clashing)} are set by aws roles' external_id_var")
+        network = lab_vars(self.net, self.tls)
+        clashing = sorted({v for v in network if network.count(v) > 1} | (set(network) & set(self.vars)))
+        if clashing:
+            raise ValueError(f"vars {', '.join(clashing)} are set by the lab's listeners and TLS server")
         return self
 
 
@@ -384,11 +403,21 @@ class LabProfile(_Input):
 
     ``scenarios``: the built-in scenarios (file names without ``.yaml``; shell patterns allowed) that the
     profile's lab is made for, every one by default; ``parityprobe demo`` runs them, ``lab up`` suggests
-    them."""
+    them. ``certificate_authorities``: the roots the environments' ``tls`` sections name (see
+    :mod:`.net_profile`)."""
 
     shared: dict[str, Any] = Field(default_factory=dict)
     scenarios: list[Name] = Field(default_factory=lambda: ["*"], min_length=1)
+    certificate_authorities: dict[Name, CertificateAuthority] = Field(default_factory=dict)
     environments: dict[EnvName, EnvironmentProfile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _authorities_declared(self) -> LabProfile:
+        check_authorities(
+            self.certificate_authorities,
+            {name: env.tls for name, env in self.environments.items() if env.tls is not None},
+        )
+        return self
 
 
 def profile_path(name_or_path: str | Path) -> Path:

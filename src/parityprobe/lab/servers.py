@@ -1,4 +1,5 @@
-"""Server processes of the lab: OpenBao dev servers and moto servers on free loopback ports.
+"""Server processes of the lab: OpenBao dev servers, moto servers and the lab's own small servers (OAuth,
+SIEM forwarder, TCP listeners and TLS) on free loopback ports.
 
 Each server is a child process in its own session, so a Ctrl-C in the terminal reaches parityprobe,
 which then stops the servers itself, in order, instead of leaving half of them running.
@@ -179,6 +180,21 @@ def start_siem_forwarder(
         return [sys.executable, "-m", module, "--port", str(port), "--config", str(config_file)]
 
     return _start("forwarder", command, {}, workdir / "forwarder.log", "/health", on_spawn)
+
+
+def start_net_servers(
+    workdir: Path, config_file: Path, on_spawn: Callable[[ServerProcess], None] | None = None
+) -> ServerProcess:
+    """An environment's TCP listeners and TLS server (:mod:`.net_servers`), as ``config_file`` describes
+    them; the process answers ``/health`` (with their ports) on its own port. ``on_spawn`` as for
+    :func:`start_moto`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def command(port: int) -> list[str]:
+        module = "parityprobe.lab.net_servers"
+        return [sys.executable, "-m", module, "--port", str(port), "--config", str(config_file)]
+
+    return _start("net", command, {}, workdir / "net.log", "/health", on_spawn)
 
 
 def _start(

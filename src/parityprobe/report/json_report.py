@@ -7,7 +7,8 @@ every cause has ``frameworks``, the OWASP Non-Human Identities Top 10 risks and 
 bears on, and ``remediation``, a hint of what to change (:mod:`parityprobe.report.guidance`); and when the
 latency judge was wired in: ``latency`` holds its verdict on every step it weighed, a repeated step's
 observation its ``latency_samples_ms``, a spec step its ``latency_threshold``; ``trend`` the store's history
-for ``parityprobe report``. v4 replaced v3
+for ``parityprobe report``; and when runs recorded the version of each plane's server they reached:
+``servers`` on every run. v4 replaced v3
 when findings could be accepted as known divergences: ``divergences`` says which findings are accepted, which
 acceptances expired and which declarations matched nothing; ``findings`` still holds every finding, accepted
 ones included, while ``causes``, ``summary`` and ``exit_code`` leave accepted findings out. v3 replaced v2
@@ -80,8 +81,8 @@ Document shape (keys appear in this order; ``indent=2``)::
          "vars": {"team": "payments"}, "started_at": "...", "finished_at": "...",
          "spec": {"id": "...", "digest": "<sha256>", "description": "...", "cleanup": [...],
                   "steps": [{"id", "probe", "expect_outcome", "expect_ttl", "policies_include",
-                             "policies_exclude", "ttl_tolerance", "expect_within", "within_tolerance",
-                             "latency_threshold"}]},
+                             "policies_exclude", "ttl_tolerance", "expect_within", "expect_valid_for",
+                             "within_tolerance", "latency_threshold"}]},
          "observations": [
            {"step": "login", "probe": "vault.approle_login", "environment": "staging",
             "correlation_id": "pp-...", "outcome": "allowed",
@@ -107,7 +108,8 @@ Document shape (keys appear in this order; ``indent=2``)::
             "window_start": "...", "window_end": "...", "events": 1,
             "event_at": "..." | null,                       # the event's own time, by the SIEM
             "seen_after_seconds": 1.2 | null,               # from the action to the poll that found it
-            "reason": str | null, "polls": 3}]}              # why no verdict; queries asked so far
+            "reason": str | null, "polls": 3}],              # why no verdict; queries asked so far
+         "servers": {"vault": "2.1.0"}}                     # each plane's server version, asked once per run
       ]
     }
 

@@ -171,6 +171,7 @@ _SPEC_SCHEMA = _object(
                     "policies_exclude": _NULLABLE_NAMES,
                     "ttl_tolerance": {"type": _nullable("integer")},
                     "expect_within": {"type": _nullable("integer")},
+                    "expect_valid_for": {"type": _nullable("integer")},
                     "within_tolerance": {"type": _nullable("integer")},
                     "latency_threshold": {"type": _nullable("number")},
                 }
@@ -213,6 +214,7 @@ _RUN_SCHEMA = _object(
         "observations": {"type": "array", "items": _OBSERVATION_SCHEMA},
         "cleanup": {"type": "array", "items": _OBSERVATION_SCHEMA},
         "evidence": {"type": "array", "items": _EVIDENCE_SCHEMA},
+        "servers": {"type": "object", "additionalProperties": _STR},
     }
 )
 

@@ -55,6 +55,14 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         C.EXPECTATION_VIOLATION,
+        ("expires",),
+        (),
+        (fw.NHI8, fw.PR_AA_01),
+        "Renew what expires (the server certificate: its issuing CA or cert-manager Certificate; the token: "
+        "its role's lifetime) and check why this environment's renewal runs later than the other's.",
+    ),
+    Rule(
+        C.EXPECTATION_VIOLATION,
         _DURATIONS,
         (),
         (fw.NHI7, fw.PR_AA_01),
@@ -154,6 +162,14 @@ RULES: tuple[Rule, ...] = (
         (fw.NHI8, fw.PR_PS_01),
         "Deploy the same scenario text to every environment (the daemons' scenario directories, the CI "
         "checkout); the digests shown tell which text each environment ran.",
+    ),
+    Rule(
+        C.CONFIG_DRIFT,
+        ("server *",),
+        (),
+        (fw.NHI8, fw.PR_PS_01),
+        "Run the same server version in every environment (upgrade staging first, then production, and keep "
+        "the gap short); until then, read the behavioural findings on that plane with the version in mind.",
     ),
     Rule(
         C.CONFIG_DRIFT,
