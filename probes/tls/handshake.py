@@ -61,7 +61,8 @@ class TlsHandshake:
     ``issuer`` (the leaf's issuer), ``root`` (the root's subject) and ``root sha256`` (its fingerprint;
     "not sent" when the server does not send the root and the trust store does not hold it), ``chain``
     ("verifies" or "does not verify: <reason>"), ``client certificate`` ("required", "requested", "not
-    requested"; "unknown" where this Python cannot watch the handshake), ``protocol`` and ``cipher``. Days to
+    requested"; "unknown" where this Python cannot watch the handshake). The protocol and cipher agreed are
+    the step's ``server`` (``TLSv1.3 TLS_AES_256_GCM_SHA384``), compared as configuration drift. Days to
     expiry are not an attribute (they differ between any two runs); a step's ``expect: {valid_for: 30d}``
     makes a certificate that expires sooner a finding in its own environment. Outputs: none.
 
@@ -114,15 +115,14 @@ class TlsHandshake:
             "root sha256": found.root_sha256,
             "chain": chain,
             "client certificate": self._client_certificate(params, ctx, settings, session, sni),
-            "protocol": session.protocol,
-            "cipher": session.cipher,
         }
         return ProbeResult(
             grant=Grant(
                 identity=found.subject,
                 expires_at=found.not_after,
                 attributes=MappingProxyType(attributes),
-            )
+            ),
+            server=f"{session.protocol} {session.cipher}",
         )
 
     def translate(self, exc: BaseException) -> Failure | None:

@@ -135,6 +135,7 @@ class EnvironmentCalls:
             grant=result.grant,
             outputs=result.outputs,
             waits=result.waits,
+            server=result.server,
         )
 
     def _failed(
@@ -228,6 +229,7 @@ class ObservationFactory:
         grant: Grant | None = None,
         outputs: Mapping[str, OutputValue] | None = None,
         waits: Mapping[str, float] | None = None,
+        server: str | None = None,
     ) -> Observation:
         return Observation(
             step=self.step,
@@ -243,6 +245,7 @@ class ObservationFactory:
             grant=grant or Grant(),
             outputs=MappingProxyType(dict(outputs or {})),
             waits=MappingProxyType(dict(waits or {})),
+            server=server,
         )
 
     def error(self, kind: ErrorKind, reason: str) -> Observation:

@@ -102,6 +102,7 @@ def _observation(obs: Observation) -> Record:
         "secret_outputs": secrets,
         "waits": dict(sorted(obs.waits.items())),
         "latency_samples_ms": list(obs.latency_samples_ms),
+        "server": obs.server,
     }
     return record
 
@@ -364,6 +365,7 @@ def _read_observation(r: _Reader) -> Observation:
         # Added with named waits: a record written before them has none.
         waits=MappingProxyType(r.numbers("waits")),
         latency_samples_ms=r.latencies("latency_samples_ms"),
+        server=r.opt_str("server"),
     )
 
 

@@ -141,6 +141,8 @@ class Observation:
     # A step with ``repeat: N``: the latency of every repetition that reached the first one's outcome, in
     # order (``latency_ms`` is then their median); empty for a step that ran once.
     latency_samples_ms: tuple[float, ...] = ()
+    # What server the action met, where the probe can say it per step (``TLSv1.3 TLS_AES_256_GCM_SHA384``).
+    server: str | None = None
 
     @property
     def held_back(self) -> bool:

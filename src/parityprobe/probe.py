@@ -45,6 +45,9 @@ class ProbeResult:
     # Conditions the probe awaited itself (with :meth:`ProbeContext.poll`) and that held, by name: how many
     # seconds each took ("new key works": 2.4). Compared across environments like a step's own wait.
     waits: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # What server the action met, where only the step can say (a TLS handshake's protocol and cipher: each
+    # step may reach another server): compared across environments as configuration drift.
+    server: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -348,6 +348,7 @@ MAY_BE_MISSING = frozenset(
         "expect_valid_for",
         # Added with server versions.
         "servers",
+        "server",
         "latency_threshold",
         "latency",
         "ratio",

@@ -117,3 +117,30 @@ def test_a_grant_expiring_within_valid_for_is_a_finding_in_its_own_environment()
     assert finding.message.startswith("staging: what tls.handshake was granted expires in 12d")
     assert finding.environments == {"staging": "valid for 12d", "production": "valid for 300d"}
     assert compare(spec, [tls_run("staging", 31), tls_run("production", 300)]).findings == ()
+
+
+def test_a_step_that_met_different_servers_is_drift_on_that_step() -> None:
+    from dataclasses import replace
+
+    spec = ScenarioSpec("tls", "d", steps=(StepSpec("a", "tls.handshake"), StepSpec("b", "tls.handshake")))
+
+    def tls_run(env: str, server: str) -> Run:
+        steps = tuple(
+            Observation(s, "tls.handshake", env, f"c-{env}-{s}", Outcome.ALLOWED, T0, server=server)
+            for s in ("a", "b")
+        )
+        return replace(run(env, {}), spec=spec, observations=steps)
+
+    c = compare(
+        spec,
+        [
+            tls_run("staging", "TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256"),
+            tls_run("production", "TLSv1.3 TLS_AES_256_GCM_SHA384"),
+        ],
+    )
+    assert [(f.step, f.field, f.severity) for f in drift(c.findings)] == [
+        ("a", "server tls", Severity.LOW),
+        ("b", "server tls", Severity.LOW),
+    ]
+    same = compare(spec, [tls_run("staging", "TLSv1.3 X"), tls_run("production", "TLSv1.3 X")])
+    assert drift(same.findings) == []

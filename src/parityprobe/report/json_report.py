@@ -98,7 +98,8 @@ Document shape (keys appear in this order; ``indent=2``)::
             "outputs": {"token": "***", "arn": "..."},      # secret outputs are always "***"
             "secret_outputs": {"token": "vault token"},      # which outputs are secrets, and their kind
             "waits": {"new key works": 0.2},                 # conditions the probe awaited: name -> seconds
-            "latency_samples_ms": [4.1, 3.9, ...]}           # a step with repeat: N, else []
+            "latency_samples_ms": [4.1, 3.9, ...],           # a step with repeat: N, else []
+            "server": "TLSv1.3 TLS_AES_256_GCM_SHA384" | null}  # what server the step met, where it says
          ],
          "cleanup": [ ...observations, same shape... ],
          "evidence": [                                      # a step's siem expectations, one record each

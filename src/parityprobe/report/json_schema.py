@@ -79,6 +79,7 @@ _OBSERVATION_SCHEMA = _object(
         "secret_outputs": {"type": "object", "additionalProperties": _STR},
         "waits": {"type": "object", "additionalProperties": {"type": "number"}},
         "latency_samples_ms": _LATENCIES,
+        "server": {"type": _nullable("string")},
     }
 )
 
