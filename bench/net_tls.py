@@ -9,9 +9,8 @@ directly, one thread per environment: ``socket.create_connection`` then close, a
 Repetitions alternate to share the machine's noise; medians are compared, and the per-step overhead is
 the difference divided by the steps.
 
-On a virtual machine whose idle CPUs wake slowly, a loop of bare connects that leaves the CPU idle between
-them is dominated by that wake-up (about 10 ms a connect on some hosts), while the runner's threads keep it
-busy: there the TCP ratio falls below 1 and says more about the host than about the probe.
+A bare loopback connect takes about a tenth of a millisecond, so the TCP ratio is large while the overhead
+per step (the runner's boundary: a thread, a deadline, an observation) is what to read.
 
     python bench/net_tls.py [--repetitions N] [--steps N]
 """

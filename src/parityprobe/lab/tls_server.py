@@ -78,6 +78,10 @@ class _Listener:
         self.stop()
 
     _kind = "listener"
+    # Serve each connection in the accepting thread: for servers whose serving never waits on the client.
+    # A backlog that fills while accepts lag behind makes the kernel drop connection attempts, which the
+    # clients retry a second later.
+    _inline = False
 
     def _accept_loop(self) -> None:
         assert self._socket is not None
@@ -86,7 +90,10 @@ class _Listener:
                 connection, _ = self._socket.accept()
             except OSError:
                 return  # stopped
-            threading.Thread(target=self._guarded, args=(connection,), daemon=True).start()
+            if self._inline:
+                self._guarded(connection)  # nothing to wait for: a thread would only slow the accepts
+            else:
+                threading.Thread(target=self._guarded, args=(connection,), daemon=True).start()
 
     def _guarded(self, connection: socket.socket) -> None:
         try:
@@ -105,6 +112,7 @@ class TcpListener(_Listener):
     politely (never with a reset, which a client still inside its connect call would read as refused)."""
 
     _kind = "tcp-listener"
+    _inline = True
 
 
 class TlsServer(_Listener):
