@@ -61,8 +61,9 @@ class BadReply(Exception):
         self.reason = reason
 
 
-# (exception class, failure), most specific first. One table, so the unit test can walk it.
-_TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
+# (exception class, failure), most specific first. One table, so the unit test can walk it; the
+# Kubernetes plane, an HTTP API too, reads its transport failures from it.
+TRANSPORT: tuple[tuple[type[BaseException], Failure], ...] = (
     # Timeouts first: ConnectTimeout is a TimeoutException, and the server never answered in time.
     (httpx.TimeoutException, Failure.error(ErrorKind.TIMEOUT, "timed out")),
     (ssl.SSLError, Failure.error(ErrorKind.UNREACHABLE, TLS_FAILED)),
@@ -146,7 +147,7 @@ def translate(exc: BaseException) -> Failure | None:
         return Failure.error(ErrorKind.TARGET_ERROR, exc.reason)
     if isinstance(exc, httpx.TransportError) and _tls_cause(exc):
         return Failure.error(ErrorKind.UNREACHABLE, TLS_FAILED)
-    for cls, failure in _TABLE:
+    for cls, failure in TRANSPORT:
         if isinstance(exc, cls):
             return failure
     return None
@@ -154,7 +155,7 @@ def translate(exc: BaseException) -> Failure | None:
 
 def known_classes() -> tuple[type[BaseException], ...]:
     """The classes the table maps, in matching order (for tests and documentation)."""
-    return tuple(cls for cls, _ in _TABLE)
+    return tuple(cls for cls, _ in TRANSPORT)
 
 
 def _tls_cause(exc: BaseException) -> bool:

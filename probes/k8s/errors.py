@@ -18,7 +18,6 @@ subclasses are matched before their bases.
 
 from __future__ import annotations
 
-import json
 import ssl
 
 import httpx
@@ -27,11 +26,12 @@ from parityprobe.errors import ParityProbeError
 from parityprobe.model import ErrorKind, Outcome
 from parityprobe.probe import Failure
 
+from ..http.errors import TRANSPORT
+
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not found"
 THROTTLED = "throttled"
-TLS_FAILED = "tls handshake failed"
 NOT_TRUSTED = "server certificate not trusted"
 # Retry-After is a number of seconds from the API server (APF and max-inflight both send one); anything
 # longer than a day is not a value worth repeating.
@@ -65,34 +65,11 @@ class BadReply(Exception):
         self.reason = reason
 
 
-# (exception class, failure), most specific first. One table, so the unit test can walk it.
+# (exception class, failure), most specific first. One table, so the unit test can walk it: the HTTP
+# plane's transport failures, with a server certificate that does not verify told apart.
 _TABLE: tuple[tuple[type[BaseException], Failure], ...] = (
-    (httpx.TimeoutException, Failure.error(ErrorKind.TIMEOUT, "timed out")),
     (ssl.SSLCertVerificationError, Failure.error(ErrorKind.TARGET_ERROR, NOT_TRUSTED)),
-    (ssl.SSLError, Failure.error(ErrorKind.UNREACHABLE, TLS_FAILED)),
-    (httpx.ProxyError, Failure.error(ErrorKind.UNREACHABLE, "proxy unreachable")),
-    (httpx.ConnectError, Failure.error(ErrorKind.UNREACHABLE, "connection failed")),
-    # The connection broke after it was made: the target (or something on the way) dropped it.
-    (httpx.ReadError, Failure.error(ErrorKind.TARGET_ERROR, "connection lost")),
-    (httpx.WriteError, Failure.error(ErrorKind.TARGET_ERROR, "connection lost")),
-    (httpx.CloseError, Failure.error(ErrorKind.TARGET_ERROR, "connection lost")),
-    (httpx.NetworkError, Failure.error(ErrorKind.UNREACHABLE, "network error")),
-    (httpx.RemoteProtocolError, Failure.error(ErrorKind.TARGET_ERROR, "malformed http response")),
-    # We could not even build a valid request from the configuration: the target saw nothing.
-    (httpx.LocalProtocolError, Failure.error(ErrorKind.HARNESS_ERROR, "invalid request")),
-    (httpx.UnsupportedProtocol, Failure.error(ErrorKind.HARNESS_ERROR, "unsupported url scheme")),
-    (httpx.ProtocolError, Failure.error(ErrorKind.TARGET_ERROR, "http protocol error")),
-    (httpx.TransportError, Failure.error(ErrorKind.UNREACHABLE, "transport error")),
-    (httpx.DecodingError, Failure.error(ErrorKind.TARGET_ERROR, "response not decodable")),
-    (httpx.TooManyRedirects, Failure.error(ErrorKind.TARGET_ERROR, "too many redirects")),
-    (httpx.RequestError, Failure.error(ErrorKind.TARGET_ERROR, "http error")),
-    (httpx.HTTPStatusError, Failure.error(ErrorKind.TARGET_ERROR, "unexpected status")),
-    (httpx.HTTPError, Failure.error(ErrorKind.TARGET_ERROR, "http error")),
-    (httpx.InvalidURL, Failure.error(ErrorKind.HARNESS_ERROR, "invalid url")),
-    (httpx.CookieConflict, Failure.error(ErrorKind.HARNESS_ERROR, "cookie conflict")),
-    (httpx.StreamError, Failure.error(ErrorKind.HARNESS_ERROR, "response stream misused")),
-    # A reply body that is not JSON where the API promises JSON.
-    (json.JSONDecodeError, Failure.error(ErrorKind.TARGET_ERROR, "response is not json")),
+    *TRANSPORT,
 )
 
 
