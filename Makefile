@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/store_write.py
 	$(BIN)/python bench/daemon_memory.py
 	$(BIN)/python bench/latency_judge.py
+	$(BIN)/python bench/trend.py
 	$(BIN)/python bench/net_tls.py
 
 fuzz: $(STAMP)

@@ -93,7 +93,7 @@ class Execution(EnvironmentCalls):
             for planned in self.planned.steps:
                 observations.append(self.step(planned, stoppable=True))
                 listeners.step_finished(self.started, observations[-1])
-            servers = self._server_versions()
+            servers = self._server_versions(observations)
         finally:
             for planned in self.planned.cleanup:
                 cleanup.append(self.step(planned))
@@ -160,27 +160,28 @@ class Execution(EnvironmentCalls):
         log.debug("%s %s %s: %s", self.env.name, base.correlation_id, step.probe, obs.describe())
         return obs
 
-    def _server_versions(self) -> Mapping[str, str]:
+    def _server_versions(self, observations: list[Observation]) -> Mapping[str, str]:
         """Once per run, after the steps: the version of each plane's server they reached (a section's
-        ``server_version``), by section name. A plane that cannot say, an answer that failed, or a run being
-        stopped records nothing: a missing version is no difference."""
+        ``server_version``), by section name; a plane whose steps were all skipped is not asked. A plane
+        that cannot say, an answer that failed, or a run being stopped records nothing: a missing version
+        is no difference."""
         found: dict[str, str] = {}
         asked: set[str] = set()
-        for planned in self.planned.steps:
-            name = planned.probe.section
+        for planned, obs in zip(self.planned.steps, observations, strict=True):
+            name = planned.probe.section if obs.outcome is not Outcome.SKIPPED else None
             section = self.env.sections().get(name) if name is not None else None
             if name is None or section is None or name in asked or self.runner.stopping() is not None:
                 continue
             asked.add(name)
             check = VersionCheck(section, self.probe(planned.probe))
-            obs = self.invoke(
+            answer = self.invoke(
                 check, None, self.factory(f"server-{name}", planned.probe.name), _VERSION_TIMEOUT
             )
-            version = obs.outputs.get("version")
-            if obs.outcome is Outcome.ALLOWED and isinstance(version, str):
+            version = answer.outputs.get("version")
+            if answer.outcome is Outcome.ALLOWED and isinstance(version, str):
                 found[name] = version
             else:
-                log.info("%s: no %s server version: %s", self.env.name, name, obs.describe())
+                log.info("%s: no %s server version: %s", self.env.name, name, answer.describe())
         return MappingProxyType(found)
 
     def _evidence_wait(self) -> EvidenceWait | None:
