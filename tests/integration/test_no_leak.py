@@ -55,6 +55,10 @@ ORDINARY = {
     "service": "sts",
     "operation": "GetCallerIdentity",
     "user_name": "payments-app",
+    "host": "127.0.0.1",
+    "port": "9",
+    "verb": "get",
+    "resource": "secrets",
 }
 # Credentials the lab's AWS hands out at run time (the lab cannot list them beforehand): their shapes.
 SHAPES = {

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -51,6 +53,7 @@ from parityprobe.store.schema import (
 )
 
 DEFAULT_TIMEOUT = 10.0
+_LOCKED_PAUSE = 0.02
 _ID_CHUNK = 500  # ids per IN list (SQLite's default limit of parameters per statement is 32,766)
 # By class, most specific first: (class, what it means).
 _TABLE: tuple[tuple[type[BaseException], str], ...] = (
@@ -312,7 +315,23 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     and foreign keys enforced."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _write_ahead_log(cursor: Any) -> None:
+    """Switch a new database to the write-ahead log. The switch needs the database to itself, and SQLite
+    answers "database is locked" at once, without waiting, while another connection opening the same new
+    file holds it (stores starting together): try again for up to :data:`DEFAULT_TIMEOUT` seconds. A
+    database already in WAL mode answers at once."""
+    deadline = time.monotonic() + DEFAULT_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_LOCKED_PAUSE)
