@@ -23,6 +23,7 @@ from parityprobe.probes.k8s.errors import (
     status_failure,
     translate,
 )
+from tests.unit.test_http_errors import EXPECTED
 
 DENIED, NOT_FOUND, ERROR = Outcome.DENIED, Outcome.NOT_FOUND, Outcome.ERROR
 TIMEOUT, UNREACHABLE = ErrorKind.TIMEOUT, ErrorKind.UNREACHABLE
@@ -31,38 +32,8 @@ THROTTLED, TARGET, HARNESS = ErrorKind.THROTTLED, ErrorKind.TARGET_ERROR, ErrorK
 # Appears in every constructed exception's message: no reason may repeat it.
 MARKER = "LEAKED0secret0value"
 
-# Every exception class httpx exports, with the (outcome, error kind) it must translate to. A class added in
-# a future httpx is missing here and fails test_every_class_is_decided until someone decides it.
-EXPECTED: dict[type[BaseException], tuple[Outcome, ErrorKind | None]] = {
-    httpx.HTTPError: (ERROR, TARGET),
-    httpx.RequestError: (ERROR, TARGET),
-    httpx.TransportError: (ERROR, UNREACHABLE),
-    httpx.TimeoutException: (ERROR, TIMEOUT),
-    httpx.ConnectTimeout: (ERROR, TIMEOUT),
-    httpx.ReadTimeout: (ERROR, TIMEOUT),
-    httpx.WriteTimeout: (ERROR, TIMEOUT),
-    httpx.PoolTimeout: (ERROR, TIMEOUT),
-    httpx.NetworkError: (ERROR, UNREACHABLE),
-    httpx.ConnectError: (ERROR, UNREACHABLE),
-    httpx.ReadError: (ERROR, TARGET),
-    httpx.WriteError: (ERROR, TARGET),
-    httpx.CloseError: (ERROR, TARGET),
-    httpx.ProtocolError: (ERROR, TARGET),
-    httpx.LocalProtocolError: (ERROR, HARNESS),
-    httpx.RemoteProtocolError: (ERROR, TARGET),
-    httpx.ProxyError: (ERROR, UNREACHABLE),
-    httpx.UnsupportedProtocol: (ERROR, HARNESS),
-    httpx.DecodingError: (ERROR, TARGET),
-    httpx.TooManyRedirects: (ERROR, TARGET),
-    httpx.HTTPStatusError: (ERROR, TARGET),
-    httpx.InvalidURL: (ERROR, HARNESS),
-    httpx.CookieConflict: (ERROR, HARNESS),
-    httpx.StreamError: (ERROR, HARNESS),
-    httpx.StreamConsumed: (ERROR, HARNESS),
-    httpx.StreamClosed: (ERROR, HARNESS),
-    httpx.ResponseNotRead: (ERROR, HARNESS),
-    httpx.RequestNotRead: (ERROR, HARNESS),
-}
+# Every exception class httpx exports, and what it must translate to: the HTTP plane's, whose table this
+# plane reads its transport failures from.
 # The table's other rows: the ssl module's errors (reached bare or down a cause chain) and a body that is not
 # JSON. Together with EXPECTED they must cover every row of the table.
 OTHERS: dict[type[BaseException], Failure] = {
